@@ -1,0 +1,85 @@
+"""
+Helpers for unit tests: pure parsers and error paths of our loader modules.
+
+Every output fed to them was recorded from real tools: DRBD 8.4 / OCFS2 guests
+(tests/fixtures/drbd-ocfs2/, copied verbatim from shared/fixtures/drbd-ocfs2/), drbd-utils
+and ocfs2-tools run on a host without the kernel modules (tests/fixtures/drbd-ocfs2/host-tools/),
+and heartbeat 3.0.6 (tests/fixtures/heartbeat/).
+"""
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+_RC = re.compile(r"^\[rc=(\d+)\]\s*$")
+
+
+def load_loader_module(kind, name):
+    """Import ``_<kind>/<name>.py`` as a plain module (for parsers and LoaderModuleMock)."""
+    modname = f"mc_unit_{kind}_{name}"
+    if modname in sys.modules:
+        return sys.modules[modname]
+    spec = importlib.util.spec_from_file_location(modname, REPO / f"_{kind}" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def recorded(relpath):
+    """
+    Return ``{"stdout", "stderr", "retcode"}`` for a recorded output file.
+
+    Files end with ``[rc=N]``; the text before it is the command's combined output. It is
+    returned as stdout on success and as stderr on failure, as the tools print it.
+    """
+    text = (FIXTURES / relpath).read_text()
+    lines = text.splitlines(keepends=True)
+    retcode = 0
+    for idx in range(len(lines) - 1, -1, -1):
+        match = _RC.match(lines[idx])
+        if match:
+            retcode = int(match.group(1))
+            lines = lines[:idx]
+            break
+    body = "".join(lines)
+    if retcode == 0:
+        return {"stdout": body, "stderr": "", "retcode": 0, "pid": 1}
+    return {"stdout": "", "stderr": body, "retcode": retcode, "pid": 1}
+
+
+def output(relpath):
+    """The recorded text only."""
+    res = recorded(relpath)
+    return res["stdout"] or res["stderr"]
+
+
+class FakeRunAll:
+    """A ``cmd.run_all`` that replays recorded outputs keyed by the command line."""
+
+    def __init__(self, table=None):
+        self.table = {}
+        self.calls = []
+        for key, value in (table or {}).items():
+            self.add(key, value)
+
+    def add(self, cmdline, *relpaths_or_results):
+        seq = []
+        for item in relpaths_or_results:
+            seq.append(recorded(item) if isinstance(item, str) else dict(item))
+        self.table[cmdline] = seq
+        return self
+
+    def __call__(self, cmd, **kwargs):
+        cmdline = cmd if isinstance(cmd, str) else " ".join(cmd)
+        self.calls.append(cmdline)
+        if cmdline not in self.table:
+            raise AssertionError(f"unexpected command: {cmdline!r}")
+        seq = self.table[cmdline]
+        return dict(seq.pop(0) if len(seq) > 1 else seq[0])
+
+
+OK = {"stdout": "", "stderr": "", "retcode": 0, "pid": 1}
