@@ -83,3 +83,8 @@ class FakeRunAll:
 
 
 OK = {"stdout": "", "stderr": "", "retcode": 0, "pid": 1}
+
+
+def raw(relpath):
+    """The whole recorded file, for transcripts holding several commands."""
+    return (FIXTURES / relpath).read_text()

@@ -1,7 +1,7 @@
 """Unit tests for _modules/drbd.py, fed with real DRBD 8.4 / drbd-utils 9.22 output."""
 
 import pytest
-from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output
+from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw
 from salt.exceptions import CommandExecutionError
 
 drbd = load_loader_module("modules", "drbd")
@@ -64,7 +64,7 @@ def test_parse_status_plain_matches_verbose_except_minor(stage):
 
 def test_parse_status_peer_gone_with_ansi_colours():
     """13-drbd-down: a coloured ``drbdadm status`` while the peer is unreachable."""
-    text = output(f"{D}13-drbd-down.vm2.secondary_down.txt")
+    text = raw(f"{D}13-drbd-down.vm2.secondary_down.txt")
     block = text.split("+ drbdadm status r0\n", 1)[1].split("+ echo", 1)[0]
     assert "\x1b[" in block
     parsed = drbd._parse_status(block)
@@ -121,7 +121,7 @@ def test_parse_version_module_unloaded():
         "kernel": None,
         "api": 2,
     }
-    text = output(f"{D}14-drbd-module-unloaded.vm2.txt")
+    text = raw(f"{D}14-drbd-module-unloaded.vm2.txt")
     block = text.split("## drbdadm --version\n", 1)[1].split("[rc=", 1)[0]
     assert drbd._parse_version(block) == {"utils": "9.22.0", "kernel": None, "api": 1}
 
