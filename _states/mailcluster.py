@@ -1,0 +1,170 @@
+"""
+States for the mail cluster's pillar-driven data; the work is done by ``_modules/mailcluster.py``.
+
+- ``zones_synced``: zone files on the DNS primary match pillar (serial bumped only on change).
+- ``domains_synced``: Postfix Admin's domain/mailbox/alias rows match pillar.
+- ``replica_running``: this MariaDB replicates from the primary with GTID.
+"""
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "mailcluster"
+
+
+def __virtual__():
+    if "mailcluster.dns_sync" not in __salt__:
+        return (False, "the mailcluster execution module is not loaded")
+    return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def pillar_valid(name):
+    """
+    The ``mailcluster`` pillar is valid; otherwise fail, naming every bad key. Run it first
+    with ``failhard`` so that nothing changes on a node whose pillar is bad.
+
+    .. code-block:: yaml
+
+        common-pillar-mailcluster-pillar-valid:
+          mailcluster.pillar_valid:
+            - name: mailcluster
+            - failhard: true
+    """
+    ret = _ret(name)
+    errors = __salt__["mailcluster.validate"]()
+    if errors:
+        ret.update(result=False, comment="invalid pillar: " + "; ".join(errors))
+    else:
+        ret["comment"] = "pillar is valid"
+    return ret
+
+
+def zones_synced(name):
+    """
+    Zone files in directory ``name`` hold the records computed from pillar.
+
+    .. code-block:: yaml
+
+        dns-zones:
+          mailcluster.zones_synced:
+            - name: /var/lib/bind/mailcluster
+    """
+    ret = _ret(name)
+    try:
+        plan = __salt__["mailcluster.dns_sync"](name, test=True)
+        if not plan["changed"]:
+            ret["comment"] = "all zones match pillar"
+            return ret
+        if __opts__["test"]:
+            ret.update(
+                result=None,
+                comment=f"{len(plan['changed'])} zone(s) would be written",
+                changes={
+                    z: {"old": p.get("old_serial") or None, "new": p["serial"]}
+                    for z, p in plan["changed"].items()
+                },
+            )
+            return ret
+        done = __salt__["mailcluster.dns_sync"](name)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    ret["changes"] = done["changed"]
+    if done["errors"]:
+        ret.update(
+            result=False,
+            comment="zone check failed, old zone kept: "
+            + "; ".join(f"{z}: {e}" for z, e in done["errors"].items()),
+        )
+        return ret
+    recheck = __salt__["mailcluster.dns_sync"](name, test=True)
+    if recheck["changed"]:
+        ret.update(result=False, comment=f"zones still differ: {sorted(recheck['changed'])}")
+        return ret
+    ret["comment"] = f"{len(done['changed'])} zone(s) written"
+    return ret
+
+
+def domains_synced(name, database="postfixadmin"):
+    """
+    Postfix Admin's tables in ``database`` hold pillar's domains, mailboxes and aliases.
+
+    .. code-block:: yaml
+
+        db-domains:
+          mailcluster.domains_synced:
+            - name: postfixadmin
+    """
+    ret = _ret(name)
+    try:
+        todo = __salt__["mailcluster.db_sync"](database, test=True)
+        if not todo:
+            ret["comment"] = "domains, mailboxes and aliases match pillar"
+            return ret
+        if __opts__["test"]:
+            ret.update(
+                result=None,
+                comment=f"{len(todo)} row change(s) would be made",
+                changes={"rows": {"old": None, "new": todo}},
+            )
+            return ret
+        done = __salt__["mailcluster.db_sync"](database)
+        left = __salt__["mailcluster.db_sync"](database, test=True)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    ret["changes"] = {"rows": {"old": None, "new": done}}
+    if left:
+        ret.update(result=False, comment=f"still differs after update: {left}")
+        return ret
+    ret["comment"] = f"{len(done)} row change(s) made"
+    return ret
+
+
+def replica_running(name, user, password, port=3306):
+    """
+    This MariaDB replicates from ``name`` (the primary's address) with GTID, both threads on.
+
+    .. code-block:: yaml
+
+        db-replica:
+          mailcluster.replica_running:
+            - name: 10.88.0.21
+            - user: repl
+            - password: secret
+    """
+    ret = _ret(name)
+    try:
+        cur = __salt__["mailcluster.replica_status"]()
+        good = (
+            cur is not None
+            and cur.get("Master_Host") == name
+            and cur.get("Master_User") == user
+            and int(cur.get("Master_Port") or 0) == int(port)
+            and cur.get("Using_Gtid") == "Slave_Pos"
+            and cur.get("Slave_SQL_Running") == "Yes"
+            and cur.get("Slave_IO_Running") in ("Yes", "Connecting")
+        )
+        if good:
+            ret["comment"] = f"replicating from {name}"
+            return ret
+        old = None if cur is None else f"{cur.get('Master_Host')} ({cur.get('Slave_IO_State')})"
+        if __opts__["test"]:
+            ret.update(
+                result=None,
+                comment=f"would replicate from {name}",
+                changes={"master": {"old": old, "new": name}},
+            )
+            return ret
+        new = __salt__["mailcluster.replica_configure"](name, user, password, port)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if not new or new.get("Master_Host") != name or new.get("Slave_SQL_Running") != "Yes":
+        ret.update(result=False, comment=f"replication did not start: {new}")
+        return ret
+    ret.update(changes={"master": {"old": old, "new": name}}, comment=f"replicating from {name}")
+    return ret

@@ -1,0 +1,38 @@
+# The lab cluster: node addresses, roles and data centres. See pillar.example for every key.
+mailcluster:
+  cluster:
+    name: lab
+    domain: cluster.test
+    network: 10.88.0.0/24
+    interface: eth0
+  datacentres:
+    dc1:
+      description: first site (mx1, ns1)
+    dc2:
+      description: second site (mx2, ns2)
+  nodes:
+    salt:
+      ip: 10.88.0.2
+      roles: [common, master]
+    mx1:
+      ip: 10.88.0.11
+      service_ip: 10.88.0.111
+      dc: dc1
+      roles: [common, storage, mail, ha, graphs]
+    mx2:
+      ip: 10.88.0.12
+      service_ip: 10.88.0.112
+      dc: dc2
+      roles: [common, storage, mail, ha, graphs]
+    ns1:
+      ip: 10.88.0.21
+      dc: dc1
+      roles: [common, db_primary, dns_primary, web]
+    ns2:
+      ip: 10.88.0.22
+      dc: dc2
+      roles: [common, db_replica, dns_secondary]
+
+ha:
+  keepalive: 200ms
+  deadtime: 2

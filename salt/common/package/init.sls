@@ -1,0 +1,5 @@
+{%- from "common/map.jinja" import mapdata as common with context %}
+
+common-package-base-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ common.packages | json }}

@@ -1,0 +1,3 @@
+# graphs: mailgraph's RRDs of the SMTP traffic on each mail node.
+include:
+  - graphs.service

@@ -1,0 +1,41 @@
+{%- from "common/map.jinja" import mapdata as mail with context %}
+
+include:
+  - mail.dovecot.package
+  - mail.vmail
+  - common.tls
+
+mail-dovecot-config-dovecot-conf-file-managed:
+  file.managed:
+    - name: /etc/dovecot/dovecot.conf
+    - source: salt://mail/files/dovecot.conf.jinja
+    - template: jinja
+    - mode: "0644"
+    - check_cmd: doveconf -n -c
+    - context:
+        mapdata: {{ mail | json }}
+    - require:
+      - sls: common.tls
+      - sls: mail.dovecot.package
+
+mail-dovecot-config-sql-file-managed:
+  file.managed:
+    - name: /etc/dovecot/dovecot-sql.conf.ext
+    - source: salt://mail/files/dovecot-sql.conf.ext.jinja
+    - template: jinja
+    - user: root
+    - group: dovecot
+    - mode: "0640"
+    - context:
+        mapdata: {{ mail | json }}
+    - require:
+      - sls: mail.dovecot.package
+
+mail-dovecot-config-index-dir-file-directory:
+  file.directory:
+    - name: {{ mail.dovecot.index_dir }}
+    - user: {{ mail.vmail.user }}
+    - group: {{ mail.vmail.group }}
+    - mode: "0750"
+    - require:
+      - sls: mail.vmail

@@ -1,0 +1,4 @@
+include:
+  - mail.dovecot.package
+  - mail.dovecot.config
+  - mail.dovecot.service

@@ -1,0 +1,12 @@
+{%- from "common/map.jinja" import mapdata as mail with context %}
+
+include:
+  - mail.dovecot.config
+
+mail-dovecot-service-dovecot-service-running:
+  service.running:
+    - name: {{ mail.dovecot.service }}
+    - enable: true
+    - reload: true
+    - watch:
+      - sls: mail.dovecot.config

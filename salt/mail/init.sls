@@ -1,0 +1,6 @@
+# mail: postfix (MariaDB maps, submission with SASL) and dovecot (IMAP, POP3, LMTP, SQL auth)
+# on the pair's shared Maildir store. Runs on both nodes (active/active).
+include:
+  - mail.vmail
+  - mail.postfix
+  - mail.dovecot

@@ -1,0 +1,66 @@
+{%- from "common/map.jinja" import mapdata as mail with context %}
+{%- set sql_maps = ["virtual_domains", "virtual_mailboxes", "virtual_aliases"] %}
+
+include:
+  - mail.postfix.package
+  - common.tls
+
+mail-postfix-config-main-cf-file-managed:
+  file.managed:
+    - name: /etc/postfix/main.cf
+    - source: salt://mail/files/main.cf.jinja
+    - template: jinja
+    - mode: "0644"
+    - context:
+        mapdata: {{ mail | json }}
+    - require:
+      - sls: common.tls
+      - sls: mail.postfix.package
+
+mail-postfix-config-master-cf-file-managed:
+  file.managed:
+    - name: /etc/postfix/master.cf
+    - source: salt://mail/files/master.cf.jinja
+    - template: jinja
+    - mode: "0644"
+    - context:
+        mapdata: {{ mail | json }}
+    - require:
+      - sls: mail.postfix.package
+
+mail-postfix-config-sql-dir-file-directory:
+  file.directory:
+    - name: {{ mail.postfix.sql_dir }}
+    - user: root
+    - group: postfix
+    - mode: "0750"
+    - require:
+      - sls: mail.postfix.package
+{%- for map in sql_maps %}
+
+mail-postfix-config-{{ map | replace("_", "-") }}-file-managed:
+  file.managed:
+    - name: {{ mail.postfix.sql_dir }}/{{ map }}.cf
+    - source: salt://mail/files/postfix-sql.cf.jinja
+    - template: jinja
+    - user: root
+    - group: postfix
+    - mode: "0640"
+    - context:
+        mapdata: {{ mail | json }}
+        map: {{ map }}
+    - require:
+      - file: mail-postfix-config-sql-dir-file-directory
+{%- endfor %}
+
+# postfix check takes no single file: check the whole configuration after any change,
+# before the service reloads (the service requires this state)
+mail-postfix-config-check-cmd-run:
+  cmd.run:
+    - name: postfix check
+    - onchanges:
+      - file: mail-postfix-config-main-cf-file-managed
+      - file: mail-postfix-config-master-cf-file-managed
+{%- for map in sql_maps %}
+      - file: mail-postfix-config-{{ map | replace("_", "-") }}-file-managed
+{%- endfor %}

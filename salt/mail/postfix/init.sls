@@ -1,0 +1,4 @@
+include:
+  - mail.postfix.package
+  - mail.postfix.config
+  - mail.postfix.service

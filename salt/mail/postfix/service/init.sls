@@ -1,0 +1,14 @@
+{%- from "common/map.jinja" import mapdata as mail with context %}
+
+include:
+  - mail.postfix.config
+
+mail-postfix-service-postfix-service-running:
+  service.running:
+    - name: {{ mail.postfix.service }}
+    - enable: true
+    - reload: true
+    - require:
+      - cmd: mail-postfix-config-check-cmd-run
+    - watch:
+      - sls: mail.postfix.config

@@ -1,0 +1,150 @@
+"""Render every role against the lab pillar, masterless, and pin the per-role map data.
+
+- top.sls gives each node the SLS of its pillar roles;
+- `state.show_highstate` renders every role of every node without errors, with state IDs that
+  start with their role and carry no paths;
+- every Jinja template of a `file.managed` renders with the context its state passes;
+- `mailcluster.mapdata` per node and role equals the golden YAML under tests/lab/golden/mapdata
+  (set MC_UPDATE_GOLDEN=1 to rewrite them, then review the diff).
+"""
+
+import os
+import pathlib
+
+import pytest
+import yaml
+from test_roles_support import NODES, REPO, make_caller
+
+GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
+
+EXPECTED_TOP = {
+    "salt": ["common.pillar", "common"],
+    "mx1": ["common.pillar", "common", "storage", "mail", "ha", "graphs"],
+    "mx2": ["common.pillar", "common", "storage", "mail", "ha", "graphs"],
+    "ns1": ["common.pillar", "common", "db.primary", "dns.primary", "web"],
+    "ns2": ["common.pillar", "common", "db.replica", "dns.secondary"],
+}
+MAP_ROLES = {
+    "salt": ["common"],
+    "mx1": ["common", "mail", "ha", "graphs"],
+    "mx2": ["common", "mail", "ha", "graphs"],
+    "ns1": ["common", "db", "dns", "web"],
+    "ns2": ["common", "db", "dns"],
+}
+
+
+@pytest.fixture(scope="module")
+def callers(tmp_path_factory):
+    return {n: make_caller(tmp_path_factory.mktemp(n), n) for n in NODES}
+
+
+@pytest.fixture(scope="module")
+def highstates(callers):
+    return {n: c.cmd("state.show_highstate") for n, c in callers.items()}
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_top_follows_pillar_roles(callers, node):
+    assert callers[node].cmd("mailcluster.top_sls") == EXPECTED_TOP[node]
+    assert callers[node].cmd("mailcluster.validate") == []
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_highstate_renders(highstates, node):
+    high = highstates[node]
+    assert isinstance(high, dict), high
+    sls_seen = {v["__sls__"] for v in high.values()}
+    for sls in EXPECTED_TOP[node]:
+        role = sls.split(".")[0]
+        assert any(s == role or s.startswith(role + ".") for s in sls_seen), sls
+    for state_id, body in high.items():
+        role = body["__sls__"].split(".")[0]
+        if role == "storage":
+            continue  # not this suite's role
+        assert state_id.startswith(role + "-"), state_id
+        assert "/" not in state_id, state_id
+
+
+def _templates(high):
+    for state_id, body in high.items():
+        if "file" not in body:
+            continue
+        args = {}
+        for item in body["file"]:
+            if isinstance(item, dict):
+                args.update(item)
+        if args.get("template") == "jinja" and str(args.get("source", "")).startswith("salt://"):
+            yield state_id, args
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_templates_render(callers, highstates, node):
+    rendered = {}
+    for state_id, args in _templates(highstates[node]):
+        src = REPO / "salt" / args["source"][len("salt://") :]
+        text = callers[node].cmd(
+            "file.apply_template_on_contents",
+            src.read_text(),
+            template="jinja",
+            context=args.get("context", {}),
+            defaults=None,
+            saltenv="base",
+        )
+        assert isinstance(text, str) and "Traceback" not in text, (state_id, text)
+        rendered[args["name"]] = text
+    if node == "mx1":
+        main_cf = rendered["/etc/postfix/main.cf"]
+        assert "virtual_transport = lmtp:unix:private/dovecot-lmtp" in main_cf
+        assert "myhostname = mx1.cluster.test" in main_cf
+        sql = rendered["/etc/postfix/sql/virtual_mailboxes.cf"]
+        assert "hosts = 10.88.0.21" in sql  # dc1: nearest DB is the primary
+        assert "ucast eth0 10.88.0.12" in rendered["/etc/ha.d/ha.cf"]
+        assert "keepalive 200ms" in rendered["/etc/ha.d/ha.cf"]
+        assert "mx1 IPaddr2::10.88.0.111/24/eth0" in rendered["/etc/ha.d/haresources"]
+        assert "mx2 IPaddr2::10.88.0.112/24/eth0" in rendered["/etc/ha.d/haresources"]
+    if node == "mx2":
+        sql = rendered["/etc/postfix/sql/virtual_mailboxes.cf"]
+        assert "hosts = 10.88.0.22 10.88.0.21" in sql  # dc2: replica first, then primary
+    if node == "ns1":
+        local = rendered["/etc/bind/named.conf.local"]
+        assert 'zone "example.test"' in local and "type primary;" in local
+        assert "also-notify { 10.88.0.22; };" in local
+        assert "server_id = 1" in rendered["/etc/mysql/mariadb.conf.d/60-mailcluster.cnf"]
+    if node == "ns2":
+        assert "type secondary;" in rendered["/etc/bind/named.conf.local"]
+        cnf = rendered["/etc/mysql/mariadb.conf.d/60-mailcluster.cnf"]
+        assert "read_only = ON" in cnf and "server_id = 2" in cnf
+    if node == "salt":
+        hosts = rendered["/etc/hosts"]
+        assert "10.88.0.111\tmx1-svc.cluster.test mx1-svc" in hosts
+        assert "nameserver 10.88.0.21" in rendered["/etc/resolv.conf"]
+
+
+@pytest.mark.parametrize(
+    "node,role", [(n, r) for n in NODES for r in MAP_ROLES[n]], ids=lambda v: str(v)
+)
+def test_mapdata_snapshot(callers, node, role):
+    defaults = yaml.safe_load((REPO / "salt" / role / "parameters" / "defaults.yaml").read_text())
+    data = callers[node].cmd("mailcluster.mapdata", role, defaults)
+    golden = GOLDEN / node / f"{role}.yaml"
+    dumped = yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+    if os.environ.get("MC_UPDATE_GOLDEN") == "1" or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(dumped)
+    assert yaml.safe_load(golden.read_text()) == yaml.safe_load(dumped), (
+        f"map of {role} on {node} changed: MC_UPDATE_GOLDEN=1 rewrites {golden}"
+    )
+
+
+def test_orchestration_renders(tmp_path):
+    caller = make_caller(tmp_path, "salt")
+    rendered = caller.cmd("slsutil.renderer", str(REPO / "salt" / "orch" / "cluster.sls"))
+    order = [k for k in rendered if k.endswith("-salt-state")]
+    assert order[:4] == [
+        "orch-cluster-common-salt-state",
+        "orch-cluster-db-primary-salt-state",
+        "orch-cluster-db-replica-salt-state",
+        "orch-cluster-dns-primary-salt-state",
+    ]
+    assert order[-1] == "orch-cluster-highstate-salt-state"
+    assert pathlib.Path(REPO / "pillar" / "node.sls").exists()
