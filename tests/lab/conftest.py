@@ -1,0 +1,96 @@
+"""Fixtures of the lab tier: a running nspawn lab, booted once per session.
+
+If a lab is already up (a developer's `lab/lab up`), the tests use it and leave it running;
+otherwise the session boots the default topology and tears it down at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from mclab import util
+from mclab.lab import DEFAULT_NODES, Lab
+
+LAB_CLI = str(util.REPO / "lab" / "lab")
+
+
+def lab_environment_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab tier needs root"
+    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (run lab/host-setup)"
+    if not (util.VENV / "bin/salt-minion").exists():
+        return f"no Salt venv at {util.VENV} (run lab/bootstrap-venv)"
+    return None
+
+
+class LabHandle:
+    """What a lab test needs: run commands in nodes, salt on the master, node addresses."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+
+    def ip(self, node: str) -> str:
+        return self.lab._node(node).ip
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.lab.subnet}.1"
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        env = dict(os.environ, MC_LAB=self.lab.name, MC_LAB_SUBNET=self.lab.subnet)
+        return subprocess.run(
+            [LAB_CLI, *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
+
+    def run(self, node: str, *cmd: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.lab.run(node, list(cmd), capture=True, timeout=timeout)
+
+    def salt(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return self.lab.salt(list(args), capture=True, timeout=timeout)
+
+    def salt_json(self, *args: str, timeout: float = 900) -> dict:
+        proc = self.salt(*args, "--out=json", "--static", timeout=timeout)
+        try:
+            return json.loads(proc.stdout or "{}")
+        except json.JSONDecodeError as exc:
+            raise AssertionError(
+                f"salt {args} printed no JSON: {proc.stdout}{proc.stderr}"
+            ) from exc
+
+    def salt_run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return self.lab.salt(list(args), command="salt-run", capture=True, timeout=timeout)
+
+    def answering(self, timeout: int = 3) -> set[str]:
+        data = self.salt_json("*", "test.ping", "-t", str(timeout), timeout=60)
+        return {k for k, v in data.items() if v is True}
+
+    def ensure_running(self, node: str) -> None:
+        """Bring a node back after a destructive test, and wait for its minion."""
+        if not self.lab.is_running(self.lab.node(node)):
+            self.lab.start(node)
+        deadline = time.monotonic() + 120
+        while node not in self.answering():
+            assert time.monotonic() < deadline, f"{node}'s minion did not come back"
+            time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    problem = lab_environment_problem()
+    if problem:
+        pytest.skip(problem)
+    instance = Lab()
+    started_here = instance.load_state() is None
+    if started_here:
+        instance.up(list(DEFAULT_NODES))
+    handle = LabHandle(instance)
+    yield handle
+    if started_here and not os.environ.get("MC_KEEP_LAB"):
+        instance.down()
