@@ -1,0 +1,105 @@
+"""DNS zones computed from the lab pillar, and the zone writer's serial handling.
+
+The module is loaded through a masterless Caller for the records, and imported directly (with
+its dunders filled in) for `dns_sync`, whose `rndc`/`named-checkzone` calls are replaced by a
+stand-in that parses the zone with dnspython.
+"""
+
+import importlib.util
+import pathlib
+
+import dns.zone
+import pytest
+import yaml
+from test_roles_support import REPO, make_caller
+
+
+@pytest.fixture(scope="module")
+def ns1(tmp_path_factory):
+    return make_caller(tmp_path_factory.mktemp("ns1"), "ns1")
+
+
+def test_zone_records(ns1):
+    zones = ns1.cmd("mailcluster.zones")
+    assert sorted(zones) == ["cluster.test", "example.test", "sales.test"]
+    recs = {(n, t, d) for n, _ttl, t, d in zones["example.test"]}
+    assert ("@", "MX", "10 mx1.example.test.") in recs
+    assert ("@", "MX", "10 mx2.example.test.") in recs
+    assert {d for n, t, d in recs if n == "mail" and t == "A"} == {"10.88.0.111", "10.88.0.112"}
+    assert ("mx1", "A", "10.88.0.111") in recs
+    assert ("@", "TXT", '"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all"') in recs
+    assert {d for n, t, d in recs if t == "NS"} == {"ns1.cluster.test.", "ns2.cluster.test."}
+
+
+def _load_module(pillar, grains):
+    spec = importlib.util.spec_from_file_location("mc_mod", REPO / "_modules" / "mailcluster.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    calls = []
+
+    def run_all(cmd, **_kwargs):
+        calls.append(cmd)
+        if cmd[0] == "named-checkzone":
+            try:
+                dns.zone.from_file(cmd[-1], origin=cmd[-2], relativize=True)
+            except Exception as exc:
+                return {"retcode": 1, "stdout": "", "stderr": str(exc)}
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+        return {"retcode": 1, "stdout": "", "stderr": "zone not loaded"}  # rndc
+
+    mod.__pillar__ = pillar
+    mod.__grains__ = grains
+    mod.__salt__ = {"cmd.run_all": run_all}
+    return mod, calls
+
+
+def _lab_pillar():
+    pillar = {}
+    for name in ("topology", "domains", "secrets"):
+        data = yaml.safe_load((REPO / "pillar" / f"{name}.sls").read_text())
+        for key, value in data.items():
+            pillar.setdefault(key, {}).update(value)
+    return pillar
+
+
+def test_serial_moves_only_when_records_change(tmp_path):
+    pillar = _lab_pillar()
+    mod, calls = _load_module(pillar, {"id": "ns1"})
+    zdir = tmp_path / "zones"
+    first = mod.dns_sync(str(zdir))
+    assert sorted(first["changed"]) == ["cluster.test", "example.test", "sales.test"]
+    assert not first["errors"]
+    serial = first["changed"]["example.test"]["new"]
+    # nothing changed: no write, not even a check
+    calls.clear()
+    assert mod.dns_sync(str(zdir), test=True)["changed"] == {}
+    assert mod.dns_sync(str(zdir))["changed"] == {}
+    assert not [c for c in calls if c[0] == "named-checkzone"]
+    # reformatting the file (as BIND does when it dumps a zone) is no change either
+    path = zdir / "db.example.test"
+    text = path.read_text().replace(" IN ", "\tIN\t")
+    path.write_text(text)
+    assert mod.dns_sync(str(zdir))["changed"] == {}
+    # a new mailbox changes no record; a new domain adds one zone and leaves the others
+    pillar["mailcluster"]["domains"]["new.test"] = {"mailboxes": []}
+    out = mod.dns_sync(str(zdir))
+    assert list(out["changed"]) == ["new.test"]
+    # a record change bumps that zone's serial
+    pillar["dns"] = {"rr_name": "webmail"}
+    out = mod.dns_sync(str(zdir))
+    assert out["changed"]["example.test"]["new"] > serial
+    zone = dns.zone.from_file(str(path), origin="example.test", relativize=True)
+    assert zone.get_rdataset("webmail", "A") is not None
+
+
+def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch):
+    pillar = _lab_pillar()
+    mod, _ = _load_module(pillar, {"id": "ns1"})
+    zdir = tmp_path / "zones"
+    mod.dns_sync(str(zdir))
+    before = (zdir / "db.example.test").read_text()
+    pillar["dns"] = {"rr_name": "bad name"}  # renders an unparsable zone
+    out = mod.dns_sync(str(zdir))
+    assert "example.test" in out["errors"]
+    assert (zdir / "db.example.test").read_text() == before
+    assert not [p for p in pathlib.Path(zdir).iterdir() if p.name.startswith(".db.")]
