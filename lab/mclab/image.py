@@ -14,6 +14,7 @@ Inside the image:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -77,6 +78,19 @@ def ensure_image(package_file: Path) -> Path:
     if (final / ".mc-image-complete").exists():
         return final
     util.require_tools("debootstrap", "chroot")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            util.info("another process is building the base image: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / ".mc-image-complete").exists():
+            return final
+        return _build(final, package_file)
+
+
+def _build(final: Path, package_file: Path) -> Path:
     packages = parse_package_list(package_file.read_text())
     work = final.with_name(final.name + ".building")
     if work.exists():
