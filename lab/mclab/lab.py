@@ -217,9 +217,10 @@ class Lab:
             "LANG=C.UTF-8",
             "TERM=" + os.environ.get("TERM", "dumb"),
         ]
+        # nsenter's --wd resolves the directory on the host side: change into it inside.
         return [
-            "nsenter", "-t", str(self.leader(node)), "-a", f"--wd={cwd}",
-            "env", "-i", *env, *cmd,
+            "nsenter", "-t", str(self.leader(node)), "-a",
+            "env", "-i", *env, "sh", "-c", 'cd "$0" && exec "$@"', cwd, *cmd,
         ]  # fmt: skip
 
     def run(self, name: str, cmd: list[str], capture: bool = False, cwd: str = "/root", **kw):
