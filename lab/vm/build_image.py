@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 SUITE = "bookworm"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -225,6 +225,12 @@ def build(dest: Path) -> dict:
         (root / "etc/mtab").unlink(missing_ok=True)
         (root / "etc/mtab").symlink_to("../proc/self/mounts")
         (root / "etc/fstab").write_text("# mounts are made by /sbin/mc-init\n")
+        # No init system in the guest (mc-init is PID 1): Salt's debian_service asks
+        # `runlevel`, which only sysvinit/systemd ship. Answer "runlevel 2" as Debian's does.
+        runlevel = root / "sbin/runlevel"
+        if not runlevel.exists():
+            runlevel.write_text('#!/bin/sh\necho "N 2"\n')
+            runlevel.chmod(0o755)
         # Same path as on the host: the venv's interpreter is /usr/bin/python3 (3.11) in both.
         venv_dst = root / str(VENV).lstrip("/")
         shutil.copytree(VENV, venv_dst, symlinks=True)

@@ -18,7 +18,8 @@ Guests are always torn down: :class:`Pair` is a context manager, every qemu is a
 by ``atexit`` and by the kernel when this process dies (``PR_SET_PDEATHSIG``).
 
 CLI (debugging): ``lab/vm/runner.py shell`` boots the pair and runs commands typed as
-``mx1: CMD`` / ``mx2: CMD`` until EOF.
+``mx1: CMD`` / ``mx2: CMD`` until EOF; ``runner.py serve SOCK`` boots it and serves
+``runner.py exec SOCK mx1 CMD`` (and ``kill SOCK mx1`` / ``start SOCK mx1``) until killed.
 """
 
 from __future__ import annotations
@@ -487,6 +488,49 @@ class Pair:
         self.close()
 
 
+def _serve(sock_path: str) -> int:
+    """Boot the pair and serve ``{"guest": NAME, "cmd": ..., "timeout": N}`` JSON lines on a
+    unix socket (one request per connection) until killed: for interactive debugging."""
+    with Pair(keep=True) as pair:
+        print(f"pair up in {pair.workdir}, boot {[g.boot_seconds for g in pair]}", flush=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock_path)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(sock_path)
+        srv.listen(4)
+
+        def handle(conn: socket.socket) -> None:
+            with conn, conn.makefile("rwb") as fh:
+                req = json.loads(fh.readline())
+                guest = pair[req["guest"]]
+                if req.get("op") == "kill":
+                    guest.kill()
+                    out = {"rc": 0, "stdout": "killed", "stderr": ""}
+                elif req.get("op") == "start":
+                    guest.start()
+                    out = {"rc": 0, "stdout": f"boot {guest.wait_ready()}", "stderr": ""}
+                else:
+                    res = guest.run(req["cmd"], timeout=req.get("timeout", 600))
+                    out = {"rc": res.rc, "stdout": res.stdout, "stderr": res.stderr}
+                fh.write((json.dumps(out) + "\n").encode())
+
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def _exec(sock_path: str, guest: str, cmd: str, op: str = "run") -> int:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    with s, s.makefile("rwb") as fh:
+        fh.write((json.dumps({"guest": guest, "cmd": cmd, "op": op}) + "\n").encode())
+        fh.flush()
+        out = json.loads(fh.readline())
+    sys.stdout.write(out["stdout"])
+    sys.stderr.write(out["stderr"])
+    return out["rc"] if out["rc"] is not None else 124
+
+
 def _shell() -> int:
     with Pair(keep=True) as pair:
         print(f"pair up in {pair.workdir}: type 'mx1: CMD' or 'mx2: CMD'", flush=True)
@@ -503,6 +547,13 @@ def _shell() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "shell":
+    args = sys.argv[1:]
+    if args[:1] == ["shell"]:
         sys.exit(_shell())
+    if args[:1] == ["serve"] and len(args) == 2:
+        sys.exit(_serve(args[1]))
+    if args[:1] == ["exec"] and len(args) >= 4:
+        sys.exit(_exec(args[1], args[2], " ".join(args[3:])))
+    if args[:1] in (["kill"], ["start"]) and len(args) == 3:
+        sys.exit(_exec(args[1], args[2], "", op=args[0]))
     print(__doc__)

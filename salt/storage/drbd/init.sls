@@ -1,0 +1,3 @@
+include:
+  - storage.drbd.config
+  - storage.drbd.service

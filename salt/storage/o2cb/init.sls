@@ -1,0 +1,3 @@
+include:
+  - storage.o2cb.config
+  - storage.o2cb.service
