@@ -387,10 +387,7 @@ def _raise(cmd, res, message=None):
     if message is None and match:
         message = f"DRBD resource '{match.group(1)}' is not defined in the configuration"
     text = message or "DRBD command failed"
-    raise CommandExecutionError(
-        f"{text}: '{' '.join(cmd)}' (rc={res.get('retcode')}): {output}",
-        info={"command": cmd, "retcode": res.get("retcode"), "stderr": res.get("stderr")},
-    )
+    raise CommandExecutionError(f"{text}: '{' '.join(cmd)}' (rc={res.get('retcode')}): {output}")
 
 
 def _combined(res):

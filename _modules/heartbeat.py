@@ -217,10 +217,7 @@ def _run(cmd, ok_retcodes=(0,)):
     )
     if res["retcode"] not in ok_retcodes:
         message = (res.get("stderr") or res.get("stdout") or "").strip()
-        raise CommandExecutionError(
-            f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {message}",
-            info={"command": cmd, "retcode": res["retcode"], "stderr": res.get("stderr")},
-        )
+        raise CommandExecutionError(f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {message}")
     return res
 
 
@@ -305,10 +302,7 @@ def node_status(node):
         raise CommandExecutionError(
             f"heartbeat node '{node}' is not a cluster node ('{' '.join(cmd)}': {text.strip()})"
         )
-    raise CommandExecutionError(
-        f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {text.strip()}",
-        info={"command": cmd, "retcode": res["retcode"], "stderr": res.get("stderr")},
-    )
+    raise CommandExecutionError(f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {text.strip()}")
 
 
 def nodes_status():

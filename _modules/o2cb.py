@@ -239,10 +239,7 @@ def _run(cmd, ok_retcodes=(0,), check_o2cb_errors=False):
     errors = _errors(combined) if check_o2cb_errors else []
     if res["retcode"] not in ok_retcodes or errors:
         message = "; ".join(errors) or (res.get("stderr") or res.get("stdout") or "").strip()
-        raise CommandExecutionError(
-            f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {message}",
-            info={"command": cmd, "retcode": res["retcode"], "stderr": res.get("stderr")},
-        )
+        raise CommandExecutionError(f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {message}")
     return res
 
 

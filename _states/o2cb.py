@@ -1,0 +1,290 @@
+"""
+Keep the OCFS2 o2cb cluster configured and online, and its volume formatted once.
+Thin wrappers over the ``o2cb`` execution module.
+
+.. code-block:: yaml
+
+    storage-ocfs2-cluster-o2cb-cluster_present:
+      o2cb.cluster_present:
+        - name: mail
+        - nodes:
+            mx1: {ip: 10.88.0.11, number: 1}
+            mx2: {ip: 10.88.0.12, number: 2}
+
+    storage-ocfs2-cluster-o2cb-cluster_online:
+      o2cb.cluster_online:
+        - name: mail
+
+    storage-ocfs2-volume-o2cb-formatted:
+      o2cb.formatted:
+        - name: /dev/drbd0
+        - cluster: mail
+        - label: mail
+        - slots: 2
+        - journal_size: 4M
+"""
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "o2cb"
+
+
+def __virtual__():
+    if "o2cb.list_clusters" in __salt__:
+        return __virtualname__
+    return (False, "the o2cb execution module is not available (ocfs2-tools missing?)")
+
+
+def _ret(name):
+    return {"name": name, "result": False, "changes": {}, "comment": ""}
+
+
+def _normalize_nodes(nodes):
+    """
+    Accept ``{name: {"ip": ..., "port": ..., "number": ...}}``, ``{name: "ip"}`` or
+    ``[{"name": ..., "ip": ...}, ...]`` and return ``{name: {"number", "ip_address",
+    "ip_port"}}`` with number None where not given.
+    """
+    items = []
+    if isinstance(nodes, dict):
+        for node, spec in nodes.items():
+            spec = {"ip": spec} if isinstance(spec, str) else dict(spec or {})
+            items.append((str(node), spec))
+    else:
+        for spec in nodes or []:
+            spec = dict(spec)
+            items.append((str(spec.pop("name")), spec))
+    out = {}
+    for node, spec in items:
+        ip = spec.get("ip", spec.get("ip_address"))
+        if not ip:
+            raise CommandExecutionError(f"o2cb node {node!r} has no ip")
+        number = spec.get("number")
+        out[node] = {
+            "number": int(number) if number is not None else None,
+            "ip_address": str(ip),
+            "ip_port": int(spec.get("port", spec.get("ip_port", 7777))),
+        }
+    return out
+
+
+def _assign_numbers(wanted, current):
+    """
+    Fill in missing node numbers, stably: a node already in cluster.conf keeps its number;
+    the others get the lowest free numbers from 1, in node-name order (so two nodes that
+    start from the same file compute the same numbers).
+    """
+    used = {spec["number"] for spec in wanted.values() if spec["number"] is not None}
+    for node in sorted(wanted):
+        spec = wanted[node]
+        if spec["number"] is None and node in current:
+            number = current[node]["number"]
+            if number not in used:
+                spec["number"] = number
+                used.add(number)
+    number = 1
+    for node in sorted(wanted):
+        spec = wanted[node]
+        if spec["number"] is None:
+            while number in used:
+                number += 1
+            spec["number"] = number
+            used.add(number)
+    return wanted
+
+
+def _diff(name, wanted, heartbeat_mode, info):
+    changes = {}
+    current = info["nodes"] if info else {}
+    if info is None:
+        changes["cluster"] = {"old": None, "new": name}
+    if (info["heartbeat_mode"] if info else "local") != heartbeat_mode:
+        changes["heartbeat_mode"] = {
+            "old": info["heartbeat_mode"] if info else None,
+            "new": heartbeat_mode,
+        }
+    node_changes = {}
+    for node in sorted(set(current) | set(wanted)):
+        old = current.get(node)
+        new = wanted.get(node)
+        if old != new:
+            node_changes[node] = {"old": old, "new": new}
+    if node_changes:
+        changes["nodes"] = node_changes
+    return changes
+
+
+def cluster_present(name, nodes, heartbeat_mode="local", config_file=None):
+    """
+    Make ``cluster.conf`` define cluster ``name`` with exactly ``nodes``, through the
+    o2cb tool.
+
+    name
+        Cluster name (``O2CB_BOOTCLUSTER``).
+    nodes
+        ``{node: {ip: ..., port: 7777, number: N}}`` (or ``{node: ip}``, or a list of
+        dicts with ``name``). Give explicit numbers; missing ones are assigned stably (kept
+        from cluster.conf, else the lowest free from 1 in name order). A node whose number,
+        address or port differs is removed and re-added; nodes not listed are removed.
+    heartbeat_mode
+        ``local`` (default) or ``global``.
+    config_file
+        Another cluster.conf (tests).
+    """
+    ret = _ret(name)
+    try:
+        info = __salt__["o2cb.cluster_info"](name, config_file=config_file)
+        current = info["nodes"] if info else {}
+        wanted = _assign_numbers(_normalize_nodes(nodes), current)
+        changes = _diff(name, wanted, heartbeat_mode, info)
+        if not changes:
+            ret.update(result=True, comment=f"o2cb cluster {name} is configured as wanted")
+            return ret
+        if __opts__["test"]:
+            ret.update(
+                result=None,
+                comment=f"o2cb cluster {name} would be reconfigured in cluster.conf",
+                changes=changes,
+            )
+            return ret
+        if "cluster" in changes:
+            __salt__["o2cb.add_cluster"](name, config_file=config_file)
+        node_changes = changes.get("nodes", {})
+        for node, change in node_changes.items():
+            if change["old"] is not None:
+                __salt__["o2cb.remove_node"](name, node, config_file=config_file)
+        for node, change in node_changes.items():
+            new = change["new"]
+            if new is not None:
+                __salt__["o2cb.add_node"](
+                    name,
+                    node,
+                    new["ip_address"],
+                    port=new["ip_port"],
+                    number=new["number"],
+                    config_file=config_file,
+                )
+        if "heartbeat_mode" in changes:
+            __salt__["o2cb.heartbeat_mode"](name, heartbeat_mode, config_file=config_file)
+        after = __salt__["o2cb.cluster_info"](name, config_file=config_file)
+        left = _diff(name, wanted, heartbeat_mode, after)
+        if left:
+            ret.update(changes=changes, comment=f"o2cb cluster {name} still differs: {left}")
+            return ret
+        comment = f"o2cb cluster {name} reconfigured in cluster.conf"
+        if (
+            node_changes
+            and __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]
+        ):
+            comment += "; the cluster is online: restart o2cb on each node to apply node changes"
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    ret.update(result=True, changes=changes, comment=comment)
+    return ret
+
+
+def cluster_online(name, config_file=None):
+    """
+    Make sure o2cb cluster ``name`` is registered with configfs (online). Needs the o2cb
+    stack loaded (the ``o2cb`` service does it at boot).
+
+    name
+        Cluster name, defined in cluster.conf.
+    """
+    ret = _ret(name)
+    try:
+        if __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]:
+            ret.update(result=True, comment=f"o2cb cluster {name} is online")
+            return ret
+        changes = {"online": {"old": False, "new": True}}
+        if __opts__["test"]:
+            ret.update(
+                result=None, comment=f"o2cb cluster {name} would be registered", changes=changes
+            )
+            return ret
+        __salt__["o2cb.register_cluster"](name, config_file=config_file)
+        if not __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]:
+            ret["comment"] = f"register-cluster ran but o2cb cluster {name} is still offline"
+            return ret
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    ret.update(result=True, changes=changes, comment=f"o2cb cluster {name} is online")
+    return ret
+
+
+def formatted(
+    name,
+    cluster,
+    label,
+    slots,
+    journal_size=None,
+    block_size="4K",
+    cluster_size="4K",
+):
+    """
+    Make sure device ``name`` holds an OCFS2 filesystem. An existing OCFS2 volume is never
+    reformatted: with another label or cluster the state fails and says so; a device that
+    holds any other filesystem fails too. Apply it on ONE node only (the other sees the
+    result through DRBD); two nodes formatting at once would both write.
+
+    name
+        The block device (``/dev/drbd0``).
+    cluster
+        o2cb cluster name written into the volume.
+    label
+        Volume label.
+    slots
+        Node slots (``-N``).
+    journal_size
+        Journal size for ``-J size=`` (``4M`` fits a 64 MiB test volume).
+    """
+    ret = _ret(name)
+    try:
+        info = __salt__["o2cb.fs_info"](name)
+        if info is not None:
+            if info["type"] != "ocfs2":
+                ret["comment"] = (
+                    f"{name} holds a {info['type']} filesystem: refusing to format it as OCFS2"
+                )
+                return ret
+            if info["label"] != label or (info["cluster"] not in (None, cluster)):
+                ret["comment"] = (
+                    f"{name} already holds OCFS2 (label {info['label']!r}, cluster "
+                    f"{info['cluster']!r}), not label {label!r} / cluster {cluster!r}; "
+                    "it is never reformatted"
+                )
+                return ret
+            ret.update(
+                result=True,
+                comment=f"{name} already holds OCFS2 (label {label!r}, cluster {cluster!r})",
+            )
+            return ret
+        changes = {
+            "filesystem": {
+                "old": None,
+                "new": {"type": "ocfs2", "label": label, "cluster": cluster, "slots": int(slots)},
+            }
+        }
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would be formatted as OCFS2", changes=changes)
+            return ret
+        __salt__["o2cb.mkfs"](
+            name,
+            cluster,
+            label,
+            slots,
+            block_size=block_size,
+            cluster_size=cluster_size,
+            journal_size=journal_size,
+        )
+        info = __salt__["o2cb.fs_info"](name)
+        if not info or info["type"] != "ocfs2" or info["label"] != label:
+            ret["comment"] = f"mkfs.ocfs2 ran but {name} shows {info}"
+            return ret
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    ret.update(result=True, changes=changes, comment=f"{name} formatted as OCFS2")
+    return ret
