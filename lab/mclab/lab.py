@@ -374,9 +374,10 @@ class Lab:
         if not base.exists():
             return []
         pids = []
-        for procs in base.rglob("cgroup.procs"):
+        # os.walk, unlike Path.rglob, tolerates cgroups that vanish while it walks.
+        for dirpath, _dirs, _files in os.walk(base):
             with contextlib.suppress(OSError):
-                pids.extend(int(p) for p in procs.read_text().split())
+                pids.extend(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
         return pids
 
     def _nspawn_pid(self, node: Node) -> int | None:
