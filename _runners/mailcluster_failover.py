@@ -1,0 +1,987 @@
+# ruff: noqa: F821  (Salt injects __opts__ into loader modules)
+"""
+Self-healing of the mail pair, run on the master: verify a node loss with two independent
+witnesses, re-point DNS through TSIG-signed dynamic updates, and undo it when the node is back.
+
+Triggers (``reactor/``, ``reactor/master.d/selfheal.conf``) only name a node to look at; what
+happens is decided here from the real state, never from the event's word:
+
+- :py:func:`handle`: entry point of the reactions (``salt/beacon/*/mailcluster_ha/*``,
+  ``salt/presence/change``); ``tag`` and ``data`` are the event's.
+- :py:func:`reconcile`: every mail node, from the master's schedule and after a master
+  restart (a node that died while the master was down is failed over then).
+- :py:func:`failover` / :py:func:`failback`: the same, for one node, by hand or from
+  ``orch.failover`` / ``orch.failback``.
+- :py:func:`verify`, :py:func:`status`: read-only.
+
+A node is declared lost only when both witnesses agree: (1) the master gets no answer to
+``test.ping`` within ``verify_timeout``; (2) heartbeat on the node's peer says ``dead`` (polled
+for up to ``witness_wait``). A forged event about a live node therefore changes nothing and
+fires ``mailcluster/failover/<node>/refused`` with the reason.
+
+DNS: the desired records are the roles' own (``mailcluster.zones`` in ``_modules/mailcluster.py``,
+with the lost nodes in the ``mailcluster_dns_withdrawn`` set), so a later highstate of the DNS
+primary writes exactly what the failover wrote. The current records are read from the
+primary by AXFR (TSIG), the differing rrsets are replaced with one signed UPDATE per zone
+(BIND bumps the SOA serial, the secondaries follow by NOTIFY/IXFR). A node counts as failed
+over when its service IP is in no A record of any mail domain. The mail records are never
+emptied (the roles' zones keep every node when all would go).
+
+Audit events, for ``salt-run state.event 'mailcluster/failover/*'``:
+``mailcluster/failover/<node>/started`` (``action`` failover or failback),
+``.../done`` (failover made: records, serials, timings), ``.../failback`` (records restored),
+``.../refused`` (``reason``, ``witnesses``, the triggering ``tag`` and ``sender``).
+
+Safety: one run per node at a time (``flock`` on ``<cachedir>/mailcluster_failover/<node>.lock``,
+shared by the reactor's threads, the schedule's processes and ``salt-run``); ``hold_down``
+seconds between two DNS changes of a node; ``enabled: false`` keeps the audits and changes
+nothing. Settings: pillar ``mailcluster:selfheal`` over ``salt/selfheal/parameters/defaults.yaml``
+(docs/selfheal.md).
+"""
+
+import contextlib
+import copy
+import errno
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import threading
+import time
+
+import salt.client
+import salt.pillar
+import salt.utils.dictupdate
+import salt.utils.event
+import salt.utils.files
+import salt.utils.minions
+import salt.utils.yaml
+
+try:
+    import dns.message
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+    import dns.tsigkeyring
+    import dns.update
+    import dns.zone
+
+    HAS_DNSPYTHON = True
+except ImportError:  # pragma: no cover
+    HAS_DNSPYTHON = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "mailcluster_failover"
+
+AUDIT_PREFIX = "mailcluster/failover"
+#: record types the failover may change (the TSIG key's update-policy in salt/dns)
+MANAGED_TYPES = ("A", "AAAA", "MX", "TXT")
+LOST_WORDS = {"dead", "lost", "down", "connecting", "standalone", "wfconnection", "unknown"}
+BACK_WORDS = {"active", "up", "connected", "back", "new"}
+_FALLBACK_DEFAULTS = {
+    "enabled": True,
+    "verify_timeout": 1.0,
+    "witness_wait": 4.0,
+    "hold_down": 10,
+    "dns_ttl": None,
+    "dns_timeout": 2.0,
+    "propagation_timeout": 3.0,
+    "lock_timeout": 20,
+    "health_services": ["heartbeat", "postfix", "dovecot"],
+    "repair_ip": True,
+    "ip_grace": 3.0,
+    "set_grain": True,
+    "pillar_cache": 30,
+}
+_PILLAR_CACHE = {}
+_ROLES_MOD = {}
+_STATE_GUARD = threading.Lock()
+
+
+def __virtual__():
+    if not HAS_DNSPYTHON:
+        return (False, "dnspython is not installed")
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------- small helpers
+def _now():
+    return time.time()
+
+
+def _fire(node, what, payload):
+    """Fire an audit event ``mailcluster/failover/<node>/<what>`` on the master bus."""
+    data = dict(payload, node=node, event=what, time=_now())
+    tag = f"{AUDIT_PREFIX}/{node}/{what}"
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as ev:
+        ev.fire_event(data, tag)
+    log.info("%s: %s", tag, json.dumps(payload, default=str)[:500])
+    return tag
+
+
+def _workdir():
+    path = os.path.join(__opts__["cachedir"], "mailcluster_failover")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _node_lock(node, timeout):
+    """Exclusive per-node lock (flock: works across threads, processes and salt-run)."""
+    path = os.path.join(_workdir(), f"{node}.lock")
+    fh = salt.utils.files.fopen(path, "a+")
+    deadline = time.monotonic() + float(timeout)
+    try:
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def _state_path():
+    return os.path.join(_workdir(), "state.json")
+
+
+def _load_state():
+    try:
+        with salt.utils.files.fopen(_state_path(), "r") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _update_state(node, **values):
+    """Record per-node metadata (last change for the hold-down; the DNS is the truth)."""
+    with _STATE_GUARD:
+        path = _state_path()
+        lock = salt.utils.files.fopen(path + ".lock", "a+")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            state = _load_state()
+            state.setdefault(node, {}).update(values)
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}"
+            with salt.utils.files.fopen(tmp, "w") as fh:
+                json.dump(state, fh, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            lock.close()
+        return state
+
+
+# --------------------------------------------------------------------------- pillar, settings
+def _file_roots():
+    roots = list((__opts__.get("file_roots") or {}).get("base") or [])
+    extra = __opts__.get("mailcluster_roots") or []
+    return list(extra) + roots
+
+
+def _find_file(*relpaths):
+    for root in _file_roots():
+        for rel in relpaths:
+            path = os.path.join(root, rel)
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def _defaults():
+    path = _find_file("selfheal/parameters/defaults.yaml", "salt/selfheal/parameters/defaults.yaml")
+    data = copy.deepcopy(_FALLBACK_DEFAULTS)
+    if path:
+        with salt.utils.files.fopen(path, "r") as fh:
+            loaded = salt.utils.yaml.safe_load(fh) or {}
+        data = salt.utils.dictupdate.merge(data, loaded, merge_lists=False)
+    return data
+
+
+def _pillar(minion=None, fresh=False):
+    """The pillar of ``minion`` (any cluster node sees the cluster keys), compiled on the master."""
+    minion = minion or __opts__.get("mailcluster_pillar_minion") or __opts__["id"]
+    hit = _PILLAR_CACHE.get(minion)
+    ttl = float((hit or {}).get("ttl", 0))
+    if hit and not fresh and time.monotonic() - hit["at"] < ttl:
+        return hit["pillar"]
+    _, grains, _ = salt.utils.minions.get_minion_data(minion, __opts__)
+    grains = dict(grains or {}, id=minion)
+    pil = salt.pillar.Pillar(__opts__, grains, minion, "base")
+    compiled = pil.compile_pillar()
+    ttl = _selfheal_settings(compiled).get("pillar_cache") or 0
+    _PILLAR_CACHE[minion] = {"pillar": compiled, "at": time.monotonic(), "ttl": ttl}
+    return compiled
+
+
+def _selfheal_settings(pillar):
+    data = _defaults()
+    override = ((pillar or {}).get("mailcluster") or {}).get("selfheal") or {}
+    return salt.utils.dictupdate.merge(data, override, merge_lists=False)
+
+
+def _roles_module():
+    """``_modules/mailcluster.py`` (the roles' zone computation), loaded from file_roots."""
+    path = _find_file("_modules/mailcluster.py")
+    if not path:
+        return None
+    mtime = os.stat(path).st_mtime
+    hit = _ROLES_MOD.get(path)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    spec = importlib.util.spec_from_file_location("_mailcluster_roles_for_failover", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _ROLES_MOD[path] = (mtime, mod)
+    return mod
+
+
+class _Ctx:
+    """What one run needs from pillar: nodes, peers, DNS servers, TSIG key, settings."""
+
+    def __init__(self, pillar):
+        self.pillar = pillar
+        mc = pillar.get("mailcluster") or {}
+        self.mc = mc
+        self.settings = _selfheal_settings(pillar)
+        self.nodes = mc.get("nodes") or {}
+        self.mail_nodes = sorted(
+            n for n, d in self.nodes.items() if "mail" in ((d or {}).get("roles") or [])
+        )
+        self.ha_nodes = sorted(
+            n for n, d in self.nodes.items() if "ha" in ((d or {}).get("roles") or [])
+        )
+        primaries = [
+            n for n, d in self.nodes.items() if "dns_primary" in ((d or {}).get("roles") or [])
+        ]
+        self.dns_primary = self.nodes[primaries[0]]["ip"] if primaries else None
+        self.dns_primary_id = primaries[0] if primaries else None
+        self.dns_secondaries = [
+            d["ip"]
+            for n, d in sorted(self.nodes.items())
+            if "dns_secondary" in ((d or {}).get("roles") or [])
+        ]
+        cdomain = (mc.get("cluster") or {}).get("domain")
+        self.cluster_domain = cdomain
+        tsig = (mc.get("secrets") or {}).get("tsig") or {}
+        dns_pillar = pillar.get("dns") or {}
+        self.key_name = dns_pillar.get("key_name") or (dns_pillar.get("lookup") or {}).get(
+            "key_name", "mailcluster-ddns"
+        )
+        self.keyring = None
+        self.key_algorithm = tsig.get("algorithm") or "hmac-sha256"
+        if tsig.get("secret"):
+            self.keyring = dns.tsigkeyring.from_text({self.key_name: tsig["secret"]})
+
+    def service_ip(self, node):
+        return (self.nodes.get(node) or {}).get("service_ip")
+
+    def peers(self, node):
+        pool = self.ha_nodes if node in self.ha_nodes else self.mail_nodes
+        return [n for n in pool if n != node]
+
+    def zones(self, withdrawn):
+        """Desired zones ``{zone: set((name, ttl, type, data))}`` for a withdrawn set."""
+        mod = _roles_module()
+        if mod is None:
+            raise RuntimeError("_modules/mailcluster.py not found in file_roots")
+        mod.__pillar__ = self.pillar
+        mod.__grains__ = {"id": __opts__["id"], "mailcluster_dns_withdrawn": sorted(withdrawn)}
+        mod.__salt__ = {}
+        out = {}
+        ttl_override = self.settings.get("dns_ttl")
+        for zone, records in mod.zones().items():
+            recs = set()
+            for name, ttl, rtype, data in records:
+                if ttl_override and rtype in MANAGED_TYPES and zone != self.cluster_domain:
+                    ttl = int(ttl_override)
+                recs.add((_norm_name(name), int(ttl), rtype, _norm_data(rtype, data)))
+            out[zone] = recs
+        return out
+
+    def mail_zones(self, zones):
+        return [z for z in zones if z != self.cluster_domain]
+
+
+def _norm_name(name):
+    return "@" if name in ("@", "") else name.rstrip(".")
+
+
+def _norm_data(rtype, data):
+    if rtype in ("A", "AAAA", "MX", "TXT", "NS", "CNAME"):
+        rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), data)
+        return rd.to_text()
+    return data
+
+
+# --------------------------------------------------------------------------- minion calls
+def _call(minion, fun, arg=(), timeout=1.0, kwarg=None):
+    """
+    Publish ``fun`` to one minion and wait at most ``timeout`` seconds for its return.
+    Returns ``(answered, return, success)``; never waits for find_job rounds.
+    """
+    client = salt.client.LocalClient(mopts=__opts__)
+    try:
+        args = list(arg)
+        if kwarg:
+            args.append(dict(kwarg, __kwarg__=True))
+        try:
+            pub = client.run_job(minion, fun, args, timeout=timeout, listen=True)
+        except Exception as exc:  # pylint: disable=broad-except
+            return False, f"publish failed: {exc}", False
+        if not pub or not pub.get("jid"):
+            return False, "publish failed", False
+        if minion not in (pub.get("minions") or [minion]):
+            return False, "no accepted key", False
+        deadline = time.monotonic() + float(timeout)
+        tag = f"salt/job/{pub['jid']}/ret/{minion}"
+        for raw in client.get_returns_no_block(tag):
+            if raw is None:
+                if time.monotonic() >= deadline:
+                    return False, None, False
+                time.sleep(0.005)
+                continue
+            data = raw.get("data") or {}
+            if data.get("id") != minion:
+                continue
+            return True, data.get("return"), data.get("success", True)
+        return False, None, False
+    finally:
+        with contextlib.suppress(Exception):
+            client.destroy()
+
+
+def _master_witness(ctx, node, result, stop):
+    t0 = time.monotonic()
+    answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
+    result["master"] = {
+        "answered": bool(answered and ret is True),
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+    if answered and ret is True:
+        stop.set()
+
+
+def _peer_witness(ctx, node, result, stop):
+    """Poll heartbeat on every peer until one says ``dead`` (or ``stop``, or ``witness_wait``)."""
+    t0 = time.monotonic()
+    deadline = t0 + float(ctx.settings["witness_wait"])
+    seen = {}
+    peers = ctx.peers(node)
+    while True:
+        for peer in peers:
+            remaining = max(0.3, min(2.0, deadline - time.monotonic()))
+            answered, ret, ok = _call(peer, "heartbeat.node_status", [node], timeout=remaining)
+            if not answered:
+                seen[peer] = "no answer"
+            elif not ok or not isinstance(ret, str):
+                seen[peer] = f"error: {ret}"
+            else:
+                seen[peer] = ret
+            if seen[peer] == "dead":
+                result["peer"] = {
+                    "says_dead": True,
+                    "status": dict(seen),
+                    "seconds": round(time.monotonic() - t0, 3),
+                }
+                return
+        if stop.is_set() or time.monotonic() >= deadline or not peers:
+            break
+        if peers and all(v == "no answer" for v in seen.values()):
+            # a peer that answers nothing cannot witness; do not spin on it
+            time.sleep(0.2)
+        time.sleep(0.1)
+    result["peer"] = {
+        "says_dead": False,
+        "status": dict(seen),
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
+def _verify_lost(ctx, node):
+    """Both witnesses, in parallel. Returns ``(lost, reason, witnesses)``."""
+    result, stop = {}, threading.Event()
+    threads = [
+        threading.Thread(target=_master_witness, args=(ctx, node, result, stop), daemon=True),
+        threading.Thread(target=_peer_witness, args=(ctx, node, result, stop), daemon=True),
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    master = result.get("master") or {"answered": None}
+    peer = result.get("peer") or {"says_dead": False, "status": {}}
+    if master.get("answered"):
+        return False, f"{node} answered test.ping from the master", result
+    if not ctx.peers(node):
+        return False, f"{node} has no heartbeat peer in pillar to witness", result
+    if not peer.get("says_dead"):
+        status = ", ".join(f"{p}: {s}" for p, s in sorted(peer["status"].items()))
+        return (
+            False,
+            f"{node} does not answer the master, but its peer does not report it dead ({status})",
+            result,
+        )
+    return True, f"{node} silent to the master and dead for heartbeat on its peer", result
+
+
+def _healthy(ctx, node):
+    """A returning node: minion answers, its services are active, the peer sees it active."""
+    result = {}
+    services = list(ctx.settings.get("health_services") or [])
+
+    def on_node():
+        t0 = time.monotonic()
+        cmd = " ".join(["systemctl", "is-active", *services]) if services else "true"
+        answered, ret, _ = _call(
+            node,
+            "cmd.run_all",
+            [cmd],
+            timeout=max(2.0, float(ctx.settings["verify_timeout"])),
+            kwarg={"python_shell": False, "ignore_retcode": True},
+        )
+        ok = answered and isinstance(ret, dict) and ret.get("retcode") == 0
+        states = (ret.get("stdout") or "").split() if isinstance(ret, dict) else []
+        result["node"] = {
+            "answered": bool(answered),
+            "services": dict(zip(services, states, strict=False)),
+            "ok": bool(ok),
+            "seconds": round(time.monotonic() - t0, 3),
+        }
+
+    def on_peer():
+        seen = {}
+        for peer in ctx.peers(node):
+            answered, ret, ok = _call(peer, "heartbeat.node_status", [node], timeout=2.0)
+            seen[peer] = ret if answered and ok else "no answer"
+        result["peer"] = seen
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (on_node, on_peer)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    nres, pres = result.get("node") or {}, result.get("peer") or {}
+    if not nres.get("answered"):
+        return False, f"{node} does not answer the master", result
+    if not nres.get("ok"):
+        return False, f"{node}: services not all active: {nres.get('services')}", result
+    if pres and not any(v == "active" for v in pres.values()):
+        return False, f"heartbeat on the peer does not see {node} active: {pres}", result
+    return True, f"{node} answers, services active, peer sees it active", result
+
+
+# --------------------------------------------------------------------------- DNS
+def _axfr(ctx, zone):
+    """Records of ``zone`` on the DNS primary: ``(serial, set((name, ttl, type, data)))``."""
+    xfr = dns.query.xfr(
+        ctx.dns_primary,
+        zone,
+        keyring=ctx.keyring,
+        keyname=ctx.key_name if ctx.keyring else None,
+        keyalgorithm=ctx.key_algorithm,
+        timeout=float(ctx.settings["dns_timeout"]),
+        lifetime=float(ctx.settings["dns_timeout"]) * 2,
+    )
+    z = dns.zone.from_xfr(xfr, relativize=True, check_origin=False)
+    serial, recs = 0, set()
+    for name, ttl, rdata in z.iterate_rdatas():
+        rtype = dns.rdatatype.to_text(rdata.rdtype)
+        if rtype == "SOA":
+            serial = rdata.serial
+            continue
+        recs.add((_norm_name(name.to_text()), int(ttl), rtype, rdata.to_text()))
+    return serial, recs
+
+
+def _dns_actual(ctx, zones):
+    actual, errors = {}, {}
+    for zone in zones:
+        try:
+            actual[zone] = _axfr(ctx, zone)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors[zone] = f"{type(exc).__name__}: {exc}"
+    return actual, errors
+
+
+def _withdrawn_in(ctx, actual):
+    """Mail nodes whose service IP is in no A record of any mail zone (failed over)."""
+    present = set()
+    for zone in ctx.mail_zones(actual):
+        present |= {data for _, _, rtype, data in actual[zone][1] if rtype == "A"}
+    return {n for n in ctx.mail_nodes if ctx.service_ip(n) and ctx.service_ip(n) not in present}
+
+
+def _rrsets(records):
+    out = {}
+    for name, ttl, rtype, data in records:
+        if rtype not in MANAGED_TYPES:
+            continue
+        out.setdefault((name, rtype), set()).add((ttl, data))
+    return out
+
+
+def _diff(have, want):
+    """``{(name, type): (ttl, [data]) or None}``: rrsets to replace (None: delete)."""
+    h, w = _rrsets(have), _rrsets(want)
+    changes = {}
+    for key in sorted(set(h) | set(w)):
+        if h.get(key) == w.get(key):
+            continue
+        if key in w:
+            ttls = {t for t, _ in w[key]}
+            changes[key] = (min(ttls), sorted(d for _, d in w[key]))
+        else:
+            changes[key] = None
+    return changes
+
+
+def _never_empty(ctx, zone, want):
+    """Every mail zone keeps at least one A record on a mail node's service IP."""
+    svc = {ctx.service_ip(n) for n in ctx.mail_nodes}
+    return any(rtype == "A" and data in svc for _, _, rtype, data in want)
+
+
+def _send_update(ctx, zone, changes):
+    upd = dns.update.UpdateMessage(
+        zone,
+        keyring=ctx.keyring,
+        keyname=ctx.key_name if ctx.keyring else None,
+        keyalgorithm=ctx.key_algorithm,
+    )
+    for (name, rtype), target in changes.items():
+        if target is None:
+            upd.delete(name, rtype)
+        else:
+            ttl, datas = target
+            upd.replace(name, ttl, rtype, *datas)
+    resp = dns.query.tcp(upd, ctx.dns_primary, timeout=float(ctx.settings["dns_timeout"]))
+    rcode = resp.rcode()
+    if rcode != dns.rcode.NOERROR:
+        raise RuntimeError(
+            f"update of {zone} refused by {ctx.dns_primary}: {dns.rcode.to_text(rcode)}"
+        )
+
+
+def _soa_serial(server, zone, timeout):
+    q = dns.message.make_query(zone, "SOA")
+    resp = dns.query.udp(q, server, timeout=timeout)
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return rrset[0].serial
+    return None
+
+
+def _wait_serials(ctx, zones, t_start):
+    """Seconds (from ``t_start``) until each DNS server serves each zone's primary serial."""
+    timeout = float(ctx.settings["propagation_timeout"])
+    per_query = min(0.5, float(ctx.settings["dns_timeout"]))
+    want = {}
+    for zone in zones:
+        with contextlib.suppress(Exception):
+            want[zone] = _soa_serial(ctx.dns_primary, zone, per_query)
+    servers = [ctx.dns_primary, *ctx.dns_secondaries]
+    seen = {}
+    deadline = time.monotonic() + timeout
+    pending = {(s, z) for s in servers for z in want}
+    while pending and time.monotonic() < deadline:
+        for server, zone in sorted(pending):
+            with contextlib.suppress(Exception):
+                serial = _soa_serial(server, zone, per_query)
+                if serial is not None and serial >= want[zone]:
+                    seen.setdefault(server, {})[zone] = round(time.monotonic() - t_start, 3)
+                    pending.discard((server, zone))
+        if pending:
+            time.sleep(0.02)
+    return {
+        "serials": want,
+        "servers": {s: max(seen.get(s, {}).values(), default=None) for s in servers},
+        "complete": not pending,
+        "missing": sorted(f"{s}:{z}" for s, z in pending),
+    }
+
+
+def _apply_dns(ctx, withdrawn, actual):
+    """Bring every zone to the desired records for ``withdrawn``. Returns a report dict."""
+    t0 = time.monotonic()
+    want = ctx.zones(withdrawn)
+    report = {"withdrawn": sorted(withdrawn), "zones": {}, "changed": []}
+    todo = {}
+    for zone, records in want.items():
+        if zone not in actual:
+            continue
+        if zone != ctx.cluster_domain and not _never_empty(ctx, zone, records):
+            raise RuntimeError(f"refusing to empty the mail records of {zone}")
+        changes = _diff(actual[zone][1], records)
+        if changes:
+            todo[zone] = changes
+    for zone, changes in sorted(todo.items()):
+        _send_update(ctx, zone, changes)
+        report["changed"].append(zone)
+        report["zones"][zone] = {
+            f"{name} {rtype}": (None if target is None else target[1])
+            for (name, rtype), target in changes.items()
+        }
+    report["update_seconds"] = round(time.monotonic() - t0, 3)
+    if todo:
+        report["propagation"] = _wait_serials(ctx, sorted(todo), t0)
+    return report
+
+
+def _set_grain(ctx, withdrawn):
+    if not ctx.settings.get("set_grain") or not ctx.dns_primary_id:
+        return None
+    answered, _ret, ok = _call(
+        ctx.dns_primary_id,
+        "grains.setval",
+        ["mailcluster_dns_withdrawn", sorted(withdrawn)],
+        timeout=10,
+    )
+    return bool(answered and ok)
+
+
+def _ensure_ip(ctx, node):
+    """The lost node's service IP is up on a survivor; ask heartbeat to take it if not."""
+    if not ctx.settings.get("repair_ip"):
+        return {"skipped": "repair_ip is false"}
+    ip = ctx.service_ip(node)
+    out = {"ip": ip}
+    deadline = time.monotonic() + float(ctx.settings.get("ip_grace") or 0)
+    while True:
+        for peer in ctx.peers(node):
+            answered, ret, ok = _call(peer, "network.ip_addrs", [], timeout=2.0)
+            if answered and ok and isinstance(ret, list) and ip in ret:
+                out["holder"] = peer
+                return out
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    for peer in ctx.peers(node):
+        answered, ret, ok = _call(peer, "heartbeat.takeover", ["foreign"], timeout=10.0)
+        out.setdefault("takeover", {})[peer] = ret if answered else "no answer"
+        if answered and ok:
+            time.sleep(2.0)
+            answered, ret, ok = _call(peer, "network.ip_addrs", [], timeout=2.0)
+            if answered and ok and isinstance(ret, list) and ip in ret:
+                out["holder"] = peer
+                out["repaired"] = True
+                return out
+    out["holder"] = None
+    return out
+
+
+# --------------------------------------------------------------------------- decisions
+def _claim(state_word):
+    word = str(state_word or "").strip().lower()
+    if word in LOST_WORDS:
+        return "lost"
+    if word in BACK_WORDS:
+        return "back"
+    return None
+
+
+def _from_event(tag, data):
+    """``[(node, claim)]`` named by an event (beacon or presence); the claim is only a hint."""
+    data = data or {}
+    tag = tag or ""
+    if tag.startswith("salt/presence/change"):
+        return [(n, "lost") for n in data.get("lost") or []] + [
+            (n, "back") for n in data.get("new") or []
+        ]
+    payload = data.get("data") if isinstance(data.get("data"), dict) else data
+    out = []
+    node = payload.get("peer") or payload.get("node_name") or payload.get("target")
+    word = payload.get("new") or payload.get("status") or payload.get("state")
+    if node:
+        out.append((str(node), _claim(word)))
+    for item in payload.get("peers") or []:
+        if isinstance(item, dict) and item.get("name"):
+            out.append((str(item["name"]), _claim(item.get("new") or item.get("status"))))
+    return out
+
+
+def _audit_base(trigger, tag, data, claim):
+    data = data or {}
+    return {
+        "trigger": trigger,
+        "tag": tag,
+        "sender": data.get("id"),
+        "claim": claim,
+    }
+
+
+def _hold_down_left(ctx, node):
+    last = (_load_state().get(node) or {}).get("changed")
+    if not last:
+        return 0
+    return max(0.0, float(ctx.settings["hold_down"]) - (_now() - float(last)))
+
+
+def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None, quiet=False):
+    """
+    Look at ``node`` and do what its real state calls for. ``want`` limits the action
+    (``failover``/``failback``); ``claim`` is what the trigger said (only for the audit).
+    """
+    t_start = _now()
+    base = _audit_base(trigger, tag, data, claim)
+    pil = _pillar(node if node else None)
+    ctx = _Ctx(pil)
+    if node not in ctx.mail_nodes:
+        if not quiet:
+            _fire(node, "refused", dict(base, reason=f"{node} is not a mail node in pillar"))
+        return {"node": node, "result": "refused", "reason": "not a mail node"}
+
+    with _node_lock(node, ctx.settings["lock_timeout"]) as locked:
+        if not locked:
+            reason = f"another run holds the lock of {node}"
+            _fire(node, "refused", dict(base, reason=reason))
+            return {"node": node, "result": "refused", "reason": reason}
+
+        zones_list = sorted(ctx.zones(set()))
+        actual, dns_errors = ({}, {})
+        if ctx.dns_primary:
+            actual, dns_errors = _dns_actual(ctx, zones_list)
+        if ctx.dns_primary and not actual:
+            withdrawn_now = set(_load_state().get("_withdrawn") or [])
+        elif ctx.dns_primary:
+            withdrawn_now = _withdrawn_in(ctx, actual)
+        else:
+            withdrawn_now = set(_load_state().get("_withdrawn") or [])
+        is_out = node in withdrawn_now
+
+        if not is_out and want != "failback":
+            if claim == "back" and trigger != "manual":
+                return {"node": node, "result": "noop", "reason": f"{node} is in DNS already"}
+            if trigger == "reconcile":
+                answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
+                if answered and ret is True:
+                    return {"node": node, "result": "noop", "reason": f"{node} answers"}
+            lost, reason, witnesses = _verify_lost(ctx, node)
+            if not lost:
+                if not quiet or claim == "lost":
+                    _fire(
+                        node,
+                        "refused",
+                        dict(base, action="failover", reason=reason, witnesses=witnesses),
+                    )
+                return {"node": node, "result": "refused", "reason": reason, "witnesses": witnesses}
+            return _act(
+                ctx,
+                node,
+                "failover",
+                withdrawn_now | {node},
+                actual,
+                dns_errors,
+                base,
+                witnesses,
+                t_start,
+            )
+        if is_out and want != "failover":
+            if claim == "lost" and trigger != "manual":
+                return {"node": node, "result": "noop", "reason": f"{node} is failed over already"}
+            ok, reason, health = _healthy(ctx, node)
+            if not ok:
+                if not quiet or claim == "back":
+                    _fire(
+                        node,
+                        "refused",
+                        dict(base, action="failback", reason=reason, witnesses=health),
+                    )
+                return {"node": node, "result": "refused", "reason": reason, "witnesses": health}
+            return _act(
+                ctx,
+                node,
+                "failback",
+                withdrawn_now - {node},
+                actual,
+                dns_errors,
+                base,
+                health,
+                t_start,
+            )
+        state = "failed over" if is_out else "in service"
+        return {"node": node, "result": "noop", "reason": f"{node} is {state} already"}
+
+
+def _act(ctx, node, action, withdrawn, actual, dns_errors, base, witnesses, t_start):
+    left = _hold_down_left(ctx, node)
+    if left > 0:
+        reason = f"hold-down: {left:.1f} s left before {node} may change again"
+        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+        return {"node": node, "result": "refused", "reason": reason}
+    if not ctx.settings.get("enabled", True):
+        reason = f"auto-remediation disabled (mailcluster:selfheal:enabled); would {action}"
+        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+        return {"node": node, "result": "refused", "reason": reason}
+    if ctx.dns_primary and dns_errors and not actual:
+        reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
+        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+        return {"node": node, "result": "refused", "reason": reason}
+    _fire(node, "started", dict(base, action=action, witnesses=witnesses))
+    report = {"skipped": "no dns_primary in pillar"}
+    try:
+        if ctx.dns_primary:
+            report = _apply_dns(ctx, withdrawn, actual)
+    except Exception as exc:  # pylint: disable=broad-except
+        reason = f"DNS update failed: {type(exc).__name__}: {exc}"
+        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+        return {"node": node, "result": "failed", "reason": reason}
+    elapsed = round(_now() - t_start, 3)
+    _update_state(node, changed=_now(), action=action)
+    _record_withdrawn(withdrawn)
+    payload = dict(
+        base,
+        action=action,
+        dns=report,
+        witnesses=witnesses,
+        seconds=elapsed,
+        dns_errors=dns_errors or None,
+    )
+    if action == "failover":
+        payload["ip"] = _ensure_ip(ctx, node)
+        _fire(node, "done", payload)
+    else:
+        _fire(node, "failback", payload)
+    payload["grain"] = _set_grain(ctx, withdrawn)
+    return {"node": node, "result": action, **payload}
+
+
+def _record_withdrawn(withdrawn):
+    with _STATE_GUARD:
+        state = _load_state()
+        state["_withdrawn"] = sorted(withdrawn)
+        tmp = f"{_state_path()}.{os.getpid()}.{threading.get_ident()}"
+        with salt.utils.files.fopen(tmp, "w") as fh:
+            json.dump(state, fh, indent=1, sort_keys=True)
+        os.replace(tmp, _state_path())
+
+
+# --------------------------------------------------------------------------- public runners
+def handle(tag=None, data=None, **kwargs):
+    """
+    Entry point of the reactions: look at every node the event names and act on the real
+    state (the event's own claim is recorded, never trusted).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.handle tag=salt/presence/change data='{"lost": ["mx1"]}'
+    """
+    if isinstance(data, str):
+        data = json.loads(data)
+    trigger = "presence" if str(tag or "").startswith("salt/presence") else "beacon"
+    if str(tag or "").startswith("salt/beacon/"):
+        trigger = "beacon"
+    results = []
+    for node, claim in _from_event(tag, data):
+        if claim is None:
+            continue
+        results.append(_evaluate(node, trigger=trigger, claim=claim, tag=tag, data=data))
+    return results
+
+
+def failover(node, **kwargs):
+    """
+    Fail ``node`` over by hand (still verified by both witnesses).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.failover mx1
+    """
+    return _evaluate(node, trigger="manual", claim="lost", want="failover")
+
+
+def failback(node, **kwargs):
+    """
+    Restore ``node``'s DNS records when it is healthy again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.failback mx1
+    """
+    return _evaluate(node, trigger="manual", claim="back", want="failback")
+
+
+def reconcile(**kwargs):
+    """
+    Look at every mail node and converge DNS to what is real (from the master's schedule,
+    and after a master restart). Quiet when nothing is to be done.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.reconcile
+    """
+    ctx = _Ctx(_pillar())
+    out = [_evaluate(node, trigger="reconcile", quiet=True) for node in ctx.mail_nodes]
+    if ctx.dns_primary and ctx.settings.get("enabled", True):
+        # records drifted from what the current withdrawn set calls for (a hand edit, a
+        # highstate without the grain): put them back, without touching the withdrawn set
+        zones_list = sorted(ctx.zones(set()))
+        actual, errors = _dns_actual(ctx, zones_list)
+        if actual and not errors:
+            withdrawn = _withdrawn_in(ctx, actual)
+            with contextlib.suppress(Exception):
+                report = _apply_dns(ctx, withdrawn, actual)
+                if report["changed"]:
+                    log.warning("mailcluster_failover: repaired DNS drift: %s", report)
+                    out.append({"node": None, "result": "repaired", "dns": report})
+    return out
+
+
+def verify(node):
+    """
+    Run both witnesses for ``node`` and say whether it would be declared lost; no change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.verify mx1
+    """
+    ctx = _Ctx(_pillar(node))
+    lost, reason, witnesses = _verify_lost(ctx, node)
+    return {"node": node, "lost": lost, "reason": reason, "witnesses": witnesses}
+
+
+def status():
+    """
+    What DNS says now (failed-over nodes), the last change per node and the settings.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.status
+    """
+    ctx = _Ctx(_pillar())
+    zones_list = sorted(ctx.zones(set()))
+    actual, errors = _dns_actual(ctx, zones_list) if ctx.dns_primary else ({}, {})
+    return {
+        "withdrawn": sorted(_withdrawn_in(ctx, actual)) if actual else None,
+        "serials": {z: s for z, (s, _) in actual.items()},
+        "dns_errors": errors,
+        "state": _load_state(),
+        "settings": {k: v for k, v in ctx.settings.items() if k != "beacon"},
+    }
