@@ -21,12 +21,28 @@ storage-drbd-service-resource-drbd-up:
 
 {%- if storage.node == d.initial_primary %}
 
+{#- Only for a brand new resource (local disk Inconsistent): wait for the peer, then the one
+    forced promotion that starts the initial sync (drbd.primary refuses it unless both sides
+    are connected and Inconsistent). #}
+storage-drbd-service-peer-loop-until_no_eval:
+  loop.until_no_eval:
+    - name: drbd.cstate
+    - args:
+      - {{ d.resource }}
+    - expected: Connected
+    - period: 2
+    - timeout: {{ d.connect_timeout }}
+    - onlyif: drbdadm dstate {{ d.resource }} | grep -q '^Inconsistent/'
+    - require:
+      - drbd: storage-drbd-service-resource-drbd-up
+
 storage-drbd-service-initial-drbd-primary:
   drbd.primary:
     - name: {{ d.resource }}
     - initial: true
+    - onlyif: drbdadm dstate {{ d.resource }} | grep -qx 'Inconsistent/Inconsistent'
     - require:
-      - drbd: storage-drbd-service-resource-drbd-up
+      - loop: storage-drbd-service-peer-loop-until_no_eval
 {%- endif %}
 
 storage-drbd-service-resource-drbd-synced:

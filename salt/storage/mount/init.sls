@@ -34,6 +34,9 @@ storage-mount-volume-loop-until_no_eval:
     - compare_operator: ne
     - period: 3
     - timeout: {{ o.format_wait }}
+    - unless:
+      - fun: o2cb.fs_info
+        device: {{ storage.drbd.device }}
     - require:
       - sls: storage.drbd.service
       - sls: storage.o2cb.service
