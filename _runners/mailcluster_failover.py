@@ -121,6 +121,11 @@ def _fire(node, what, payload):
     tag = f"{AUDIT_PREFIX}/{node}/{what}"
     with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as ev:
         ev.fire_event(data, tag)
+    # the same record in <cachedir>/mailcluster_failover/audit.jsonl, for a later look
+    with contextlib.suppress(OSError):
+        line = json.dumps({"tag": tag, **data}, default=str, sort_keys=True)
+        with salt.utils.files.fopen(os.path.join(_workdir(), "audit.jsonl"), "a") as fh:
+            fh.write(line + "\n")
     log.info("%s: %s", tag, json.dumps(payload, default=str)[:500])
     return tag
 
@@ -742,7 +747,7 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
     pil = _pillar(node if node else None)
     ctx = _Ctx(pil)
     if node not in ctx.mail_nodes:
-        if not quiet:
+        if not quiet and trigger in ("beacon", "manual"):
             _fire(node, "refused", dict(base, reason=f"{node} is not a mail node in pillar"))
         return {"node": node, "result": "refused", "reason": "not a mail node"}
 
@@ -889,10 +894,19 @@ def handle(tag=None, data=None, **kwargs):
     if str(tag or "").startswith("salt/beacon/"):
         trigger = "beacon"
     results = []
-    for node, claim in _from_event(tag, data):
+    named = _from_event(tag, data)
+    for node, claim in named:
         if claim is None:
             continue
         results.append(_evaluate(node, trigger=trigger, claim=claim, tag=tag, data=data))
+    if trigger == "presence":
+        # a node (re)connecting can now witness for its peer: after a master restart this
+        # fails over a peer that died while the master was down, without waiting for the
+        # schedule. Quiet: nothing is fired when there is nothing to do.
+        back = {n for n, c in named if c == "back"}
+        ctx = _Ctx(_pillar())
+        for node in sorted({p for n in back if n in ctx.mail_nodes for p in ctx.peers(n)} - back):
+            results.append(_evaluate(node, trigger="reconcile", quiet=True))
     return results
 
 

@@ -1,0 +1,265 @@
+#!/opt/mc-venv/bin/python
+"""
+Self-healing figures in the lab (issue 6), side by side with ../shared/notes/anchors.md.
+
+Per kill (>= 10): hard-kill mx1 (cgroup.kill), then measure from the kill
+  - IMAP answered on mx1's service IP (heartbeat moved it to mx2),
+  - DNS re-pointed on ns1 and on ns2 (no mail name returns mx1's IP; verification included),
+then boot mx1 again and measure
+  - boot -> DNS restored on both servers, and the runner's own failback time (healthy -> DNS).
+Then a steady period under mail load with no fault: spurious takeovers (audit events
+started/done/failback) must be 0.
+
+Run as root on the host with a converged default lab:
+    /opt/mc-venv/bin/python bench/failover_bench.py --kills 10 --steady-minutes 10
+Optional `--heartbeat keepalive=100ms,warntime=300ms,deadtime=500ms,initdead=6` applies those
+timings to the pair through pillar/local.sls (only if that file does not exist) for the run
+and restores the lab's own afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import smtplib
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lab"))
+sys.path.insert(0, str(REPO / "tests" / "lab"))
+
+from _selfheal_helpers import (  # noqa: E402
+    DNS_SERVERS,
+    MX1_SVC,
+    MX2_SVC,
+    audit,
+    dns_restored,
+    dns_server_without,
+    ensure_selfheal,
+    imap_answers,
+    steady,
+)
+from conftest import LabHandle  # noqa: E402
+from mclab.lab import Lab  # noqa: E402
+
+ANCHORS = {
+    "IP takeover, heartbeat keepalive 200ms deadtime 2": 2.51,
+    "IP takeover, heartbeat keepalive 100ms deadtime 1": 1.55,
+    "IP takeover, heartbeat keepalive 50ms deadtime 500ms": 0.98,
+    "IP takeover, keepalived VRRPv3 advert_int 0.1": 0.32,
+    "DNS: nsupdate start -> secondary serves it (TSIG, NOTIFY)": 0.11,
+}
+
+
+def pct(values, p):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    k = (len(vals) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
+    return round(vals[lo] + (vals[hi] - vals[lo]) * (k - lo), 3)
+
+
+def first_true(predicate, t0, timeout, interval=0.02):
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return round(time.monotonic() - t0, 3)
+        time.sleep(interval)
+    return None
+
+
+def probe_all(probes: dict, t0: float, timeout: float) -> dict:
+    out = {}
+
+    def run(name, pred):
+        out[name] = first_true(pred, t0, timeout)
+
+    threads = [threading.Thread(target=run, args=kv) for kv in probes.items()]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return out
+
+
+def hb_settings(lab: LabHandle) -> dict:
+    text = lab.run("mx1", "cat", "/etc/ha.d/ha.cf").stdout
+    keys = ("keepalive", "warntime", "deadtime", "initdead", "auto_failback")
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] in keys:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def one_kill(lab: LabHandle, timeout: float) -> dict:
+    steady(lab)
+    # let the hold-down of the last failback pass (hold_down: 10 s by default)
+    last = [e["time"] for e in audit(lab, time.time() - 60, "mx1")]
+    if last:
+        time.sleep(max(0.0, 11 - (time.time() - max(last))))
+    wall0 = time.time()
+    t0 = time.monotonic()
+    lab.lab.kill("mx1")
+    probes = {"imap": lambda: imap_answers(MX1_SVC)}
+    for name, ip in DNS_SERVERS.items():
+        probes[f"dns_{name}"] = lambda ip=ip: dns_server_without(ip, MX1_SVC)
+    res = probe_all(probes, t0, timeout)
+    vals = [res[f"dns_{n}"] for n in DNS_SERVERS]
+    res["dns_both"] = None if None in vals else max(vals)
+    done = [e for e in audit(lab, wall0, "mx1") if e["event"] == "done"]
+    res["trigger"] = done[0]["trigger"] if done else None
+    res["runner_s"] = done[0].get("seconds") if done else None
+    # return
+    t1 = time.monotonic()
+    wall1 = time.time()
+    lab.lab.start("mx1")
+    res["boot_s"] = round(time.monotonic() - t1, 3)
+    back = probe_all({"restored": dns_restored}, t1, timeout * 6)
+    res["return_dns"] = back["restored"]
+    fb = [e for e in audit(lab, wall1, "mx1") if e["event"] == "failback"]
+    res["failback_runner_s"] = fb[0].get("seconds") if fb else None
+    res["failback_trigger"] = fb[0].get("trigger") if fb else None
+    return res
+
+
+def steady_load(lab: LabHandle, minutes: float) -> dict:
+    wall0 = time.time()
+    stop = threading.Event()
+    counts = {"sent": 0, "errors": 0}
+
+    def sender():
+        i = 0
+        while not stop.is_set():
+            ip = (MX1_SVC, MX2_SVC)[i % 2]
+            i += 1
+            try:
+                with smtplib.SMTP(ip, 25, timeout=10) as smtp:
+                    smtp.sendmail(
+                        "bench@outside.invalid",
+                        ["alice@example.test"],
+                        f"Subject: steady {i}\r\n\r\nsteady load {i}\r\n",
+                    )
+                counts["sent"] += 1
+            except Exception:
+                counts["errors"] += 1
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for th in threads:
+        th.start()
+    time.sleep(minutes * 60)
+    stop.set()
+    for th in threads:
+        th.join()
+    events = audit(lab, wall0)
+    return {
+        "minutes": minutes,
+        "messages_sent": counts["sent"],
+        "send_errors": counts["errors"],
+        "spurious_takeovers": len(
+            [e for e in events if e["event"] in ("started", "done", "failback")]
+        ),
+        "refused": len([e for e in events if e["event"] == "refused"]),
+    }
+
+
+def tune_heartbeat(lab: LabHandle, spec: str | None) -> Path | None:
+    if not spec:
+        return None
+    local = REPO / "pillar" / "local.sls"
+    if local.exists():
+        raise SystemExit("pillar/local.sls exists (someone else's override): not touching it")
+    values = dict(kv.split("=", 1) for kv in spec.split(","))
+    local.write_text("ha:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items()))
+    proc = lab.salt("-L", "mx1,mx2", "state.apply", "ha", "--out=json", "--static")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    return local
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--steady-minutes", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--heartbeat", help="e.g. keepalive=100ms,warntime=300ms,deadtime=500ms")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "failover.json"))
+    args = parser.parse_args()
+
+    lab = LabHandle(Lab())
+    ensure_selfheal(lab)
+    local = tune_heartbeat(lab, args.heartbeat)
+    try:
+        hb = hb_settings(lab)
+        runs = []
+        for i in range(args.kills):
+            res = one_kill(lab, args.timeout)
+            runs.append(res)
+            print(f"kill {i + 1}/{args.kills}: {json.dumps(res)}", flush=True)
+        steady(lab)
+        load = steady_load(lab, args.steady_minutes) if args.steady_minutes > 0 else None
+    finally:
+        if local is not None:
+            local.unlink()
+            lab.salt("-L", "mx1,mx2", "state.apply", "ha", "--out=json", "--static")
+
+    def stat(key):
+        vals = [r[key] for r in runs]
+        return {
+            "p50": pct(vals, 50),
+            "p95": pct(vals, 95),
+            "min": pct(vals, 0),
+            "max": pct(vals, 100),
+            "missed": sum(v is None for v in vals),
+        }
+
+    summary = {
+        "heartbeat": hb,
+        "kills": len(runs),
+        "kill_to_imap_on_lost_ip": stat("imap"),
+        "kill_to_dns_ns1": stat("dns_ns1"),
+        "kill_to_dns_ns2": stat("dns_ns2"),
+        "kill_to_dns_both": stat("dns_both"),
+        "runner_failover_seconds": stat("runner_s"),
+        "boot_to_dns_restored": stat("return_dns"),
+        "runner_failback_seconds": stat("failback_runner_s"),
+        "triggers": sorted({str(r["trigger"]) for r in runs}),
+        "steady": load,
+        "anchors": ANCHORS,
+        "runs": runs,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print()
+    print(f"heartbeat: {hb}")
+    print(f"{'figure (s)':48} {'p50':>7} {'p95':>7}   anchor")
+    rows = [
+        ("kill -> IMAP answered on lost IP", "kill_to_imap_on_lost_ip",
+         f"heartbeat deadtime 2: {ANCHORS['IP takeover, heartbeat keepalive 200ms deadtime 2']}"
+         f" / 500ms: {ANCHORS['IP takeover, heartbeat keepalive 50ms deadtime 500ms']}"),
+        ("kill -> DNS re-pointed on both servers", "kill_to_dns_both",
+         f"TSIG update -> secondary {ANCHORS[list(ANCHORS)[-1]]} (no verification)"),
+        ("  of which the runner (trigger -> DNS on both)", "runner_failover_seconds", ""),
+        ("boot of mx1 -> DNS restored on both", "boot_to_dns_restored", ""),
+        ("  of which the runner (healthy check -> DNS)", "runner_failback_seconds", ""),
+    ]  # fmt: skip
+    for label, key, anchor in rows:
+        s = summary[key]
+        print(f"{label:48} {s['p50']!s:>7} {s['p95']!s:>7}   {anchor}")
+    if load:
+        print(
+            f"steady load {load['minutes']} min: {load['messages_sent']} messages, "
+            f"spurious takeovers {load['spurious_takeovers']}, refused {load['refused']}"
+        )
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+# orch.selfheal_reconcile: converge DNS with the real state of every mail node (what the
+# master's schedule runs every 10 s). Safe to run any time.
+#   salt-run state.orchestrate orch.selfheal_reconcile
+
+selfheal-orch-reconcile-runner-salt-runner:
+  salt.runner:
+    - name: mailcluster_failover.reconcile

@@ -1,0 +1,3 @@
+# selfheal.clean: undo selfheal (init.sls) in reverse.
+include:
+  - selfheal.beacon.clean

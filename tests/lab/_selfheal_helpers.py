@@ -1,0 +1,160 @@
+"""Helpers of the self-healing lab tests and of bench/failover_bench.py: DNS and mail probes
+from the host, the runner's audit log on the master, and getting the master to run the
+current reactor/runner code."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+MX1_SVC = "10.88.0.111"
+MX2_SVC = "10.88.0.112"
+DNS_SERVERS = {"ns1": "10.88.0.21", "ns2": "10.88.0.22"}
+#: names that carry mail records in the lab pillar (domains example.test, sales.test)
+MAIL_NAMES = ["mail.example.test", "mx1.example.test", "mail.sales.test"]
+AUDIT_LOG = "/var/cache/salt/master/mailcluster_failover/audit.jsonl"
+SELFHEAL_FILES = [
+    "/srv/mailcluster/_runners/mailcluster_failover.py",
+    "/srv/mailcluster/reactor/master.d/selfheal.conf",
+    "/srv/mailcluster/reactor/beacon_peer.sls",
+    "/srv/mailcluster/reactor/presence_change.sls",
+]
+
+
+def a_records(server: str, name: str, timeout: float = 0.3) -> set[str] | None:
+    """A records of ``name`` at ``server`` (None when the server does not answer)."""
+    try:
+        resp = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=timeout)
+    except Exception:
+        return None
+    out = set()
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.A:
+            out |= {r.address for r in rrset}
+    return out
+
+
+def serial(server: str, zone: str, timeout: float = 0.3) -> int | None:
+    try:
+        resp = dns.query.udp(dns.message.make_query(zone, "SOA"), server, timeout=timeout)
+    except Exception:
+        return None
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return rrset[0].serial
+    return None
+
+
+def dns_without(ip: str) -> bool:
+    """Every DNS server answers every mail name, and none of them with ``ip``."""
+    for server in DNS_SERVERS.values():
+        for name in MAIL_NAMES:
+            got = a_records(server, name)
+            if not got or ip in got:
+                return False
+    return True
+
+
+def dns_server_without(server: str, ip: str) -> bool:
+    for name in MAIL_NAMES:
+        got = a_records(server, name)
+        if not got or ip in got:
+            return False
+    return True
+
+
+def dns_restored(server: str | None = None) -> bool:
+    """Pillar's records: both service IPs on mail.<domain>, mx1's own on mx1.<domain>."""
+    servers = [server] if server else list(DNS_SERVERS.values())
+    for srv in servers:
+        if a_records(srv, "mail.example.test") != {MX1_SVC, MX2_SVC}:
+            return False
+        if a_records(srv, "mail.sales.test") != {MX1_SVC, MX2_SVC}:
+            return False
+        if a_records(srv, "mx1.example.test") != {MX1_SVC}:
+            return False
+    return True
+
+
+def banner(ip: str, port: int, timeout: float = 0.5) -> str | None:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(200).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def imap_answers(ip: str) -> bool:
+    text = banner(ip, 143)
+    return bool(text and text.startswith("* OK"))
+
+
+def smtp_answers(ip: str) -> bool:
+    text = banner(ip, 25)
+    return bool(text and text.startswith("220"))
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def audit(lab, since: float = 0.0, node: str | None = None) -> list[dict]:
+    """Audit records the runner wrote on the master (same content as its events)."""
+    proc = lab.run("salt", "sh", "-c", f"cat {AUDIT_LOG} 2>/dev/null || true", timeout=60)
+    out = []
+    for line in proc.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("time", 0) >= since and (node is None or rec.get("node") == node):
+            out.append(rec)
+    return out
+
+
+def master_is_current(lab) -> bool:
+    """The running master started after the last change of the self-healing files."""
+    script = (
+        'start=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value salt-master)" +%s)'
+        f"; newest=$(stat -c %Y {' '.join(SELFHEAL_FILES)} | sort -n | tail -1)"
+        '; test "$start" -gt "$newest"'
+    )
+    return lab.run("salt", "sh", "-c", script, timeout=60).returncode == 0
+
+
+def ensure_selfheal(lab, nodes=("mx1", "mx2")) -> None:
+    """Master running the current reactor and runner; the beacon on the mail pair."""
+    if not master_is_current(lab):
+        lab.run("salt", "systemctl", "restart", "salt-master", timeout=120)
+        deadline = time.monotonic() + 120
+        while not set(nodes) <= lab.answering():
+            assert time.monotonic() < deadline, "minions did not come back after a restart"
+            time.sleep(1)
+    proc = lab.salt("-L", ",".join(nodes), "state.apply", "selfheal", "--out=json", "--static")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def steady(lab, timeout: float = 180) -> None:
+    """Both mail nodes up and answering, each holding its own IP, DNS as pillar says."""
+    for node in ("mx1", "mx2"):
+        lab.ensure_running(node)
+    wait_for(lambda: dns_restored(), timeout, interval=0.5, what="DNS restored")
+
+    def home():
+        out = lab.run("mx1", "ip", "-o", "addr", "show", timeout=30).stdout
+        return MX1_SVC in out
+
+    wait_for(home, timeout, interval=0.5, what="mx1's service IP back on mx1")

@@ -1,0 +1,158 @@
+"""
+Self-healing end to end in the nspawn lab (issue 6): real heartbeat, BIND with TSIG,
+postfix and dovecot, the master's reactor and the failover runner.
+
+Needs a converged lab (`lab/lab salt '*' state.apply`). The tests restart the master when it
+runs older reactor/runner code than the repository, apply `selfheal` on the mail pair, and
+leave the cluster as they found it (mx1 running, DNS as pillar says).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from _selfheal_helpers import (
+    DNS_SERVERS,
+    MX1_SVC,
+    MX2_SVC,
+    a_records,
+    audit,
+    dns_restored,
+    dns_without,
+    ensure_selfheal,
+    imap_answers,
+    serial,
+    smtp_answers,
+    steady,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.lab]
+
+
+@pytest.fixture(scope="module")
+def cluster(lab):
+    proc = lab.run("ns1", "systemctl", "is-active", "named", timeout=30)
+    if proc.stdout.strip() != "active":
+        pytest.skip("the lab is not converged (named not active on ns1)")
+    ensure_selfheal(lab)
+    steady(lab)
+    yield lab
+    lab.cli("heal")
+    lab.run("salt", "systemctl", "start", "salt-master", timeout=120)
+    steady(lab)
+
+
+def _serials():
+    return {s: serial(ip, "example.test") for s, ip in DNS_SERVERS.items()}
+
+
+def test_kill_mx1_fails_over_and_back(cluster):
+    lab = cluster
+    t0 = time.time()
+    lab.lab.kill("mx1")
+    # heartbeat moves the IP; IMAP and SMTP on mx1's service IP are answered by mx2
+    wait_for(lambda: imap_answers(MX1_SVC), 30, what="IMAP on mx1's service IP")
+    wait_for(lambda: smtp_answers(MX1_SVC), 10, what="SMTP on mx1's service IP")
+    assert MX1_SVC in lab.run("mx2", "ip", "-o", "addr", "show").stdout
+    # DNS at ns1 and ns2 no longer returns mx1's IP, and still returns mx2's
+    wait_for(lambda: dns_without(MX1_SVC), 30, what="DNS without mx1's IP")
+    for ip in DNS_SERVERS.values():
+        assert a_records(ip, "mail.example.test") == {MX2_SVC}
+        assert a_records(ip, "mx1.example.test") == {MX2_SVC}
+    t_dns = time.time() - t0
+    events = [e["event"] for e in audit(lab, t0, "mx1")]
+    assert "started" in events and "done" in events, events
+    done = next(e for e in audit(lab, t0, "mx1") if e["event"] == "done")
+    assert done["witnesses"]["master"]["answered"] is False
+    assert done["witnesses"]["peer"]["says_dead"] is True
+    assert done["ip"]["holder"] == "mx2"
+    # the DNS primary's grain keeps a highstate of the dns role in step
+    grain = lab.salt_json("ns1", "grains.get", "mailcluster_dns_withdrawn")
+    assert grain["ns1"] == ["mx1"]
+    # mx1 returns: DNS restored once it is healthy, the IP back on mx1 (auto_failback)
+    t1 = time.time()
+    lab.lab.start("mx1")
+    wait_for(dns_restored, 120, interval=0.1, what="DNS restored after mx1 returned")
+    assert any(e["event"] == "failback" for e in audit(lab, t1, "mx1"))
+    wait_for(
+        lambda: MX1_SVC in lab.run("mx1", "ip", "-o", "addr", "show").stdout,
+        60,
+        interval=0.5,
+        what="mx1's IP back on mx1",
+    )
+    print(f"kill -> DNS without mx1 on both servers: {t_dns:.2f} s")
+
+
+def test_forged_event_from_ns2_is_refused(cluster):
+    lab = cluster
+    before = _serials()
+    t0 = time.time()
+    payload = {"node": "mx2", "peer": "mx1", "kind": "heartbeat", "old": "active", "new": "dead"}
+    proc = lab.run(
+        "ns2",
+        "salt-call",
+        "event.send",
+        "salt/beacon/mx2/mailcluster_ha/heartbeat/mx1",
+        json.dumps(payload),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def refused():
+        return [e for e in audit(lab, t0, "mx1") if e["event"] == "refused"]
+
+    rec = wait_for(refused, 30, interval=0.5, what="a refused audit event")[0]
+    assert rec["sender"] == "ns2"
+    assert "answered test.ping" in rec["reason"]
+    assert not [e for e in audit(lab, t0, "mx1") if e["event"] in ("started", "done")]
+    assert _serials() == before
+    assert dns_restored()
+
+
+def test_partition_changes_no_dns(cluster):
+    """mx1 and mx2 lose each other, both still reach the master: heartbeat on each side
+    declares the peer dead (the documented split brain: both hold both service IPs until
+    the link heals), the beacons fire, the runner refuses: DNS is left alone."""
+    lab = cluster
+    before = _serials()
+    t0 = time.time()
+    proc = lab.cli("partition", "mx1", "mx2")
+    assert proc.returncode == 0, proc.stderr
+    try:
+
+        def refused_both():
+            nodes = {e["node"] for e in audit(lab, t0) if e["event"] == "refused"}
+            return {"mx1", "mx2"} <= nodes
+
+        wait_for(refused_both, 40, interval=0.5, what="refused audits for both nodes")
+        time.sleep(3)
+        assert not [e for e in audit(lab, t0) if e["event"] in ("started", "done")]
+        assert _serials() == before
+        assert dns_restored()
+    finally:
+        lab.cli("heal")
+    steady(lab)
+
+
+def test_master_down_while_mx1_dies(cluster):
+    """Heartbeat moves the IP without the master; when the master returns, DNS follows."""
+    lab = cluster
+    lab.run("salt", "systemctl", "stop", "salt-master", timeout=120)
+    try:
+        lab.lab.kill("mx1")
+        wait_for(lambda: imap_answers(MX1_SVC), 30, what="IMAP on mx1's IP without a master")
+        time.sleep(2)
+        assert dns_restored(), "DNS changed while the master was down"
+        t_master = time.time()
+    finally:
+        lab.run("salt", "systemctl", "start", "salt-master", timeout=120)
+    wait_for(lambda: dns_without(MX1_SVC), 90, interval=0.2, what="DNS reconciled")
+    t_dns = time.time() - t_master
+    done = [e for e in audit(lab, t_master, "mx1") if e["event"] == "done"]
+    assert done, audit(lab, t_master)
+    lab.lab.start("mx1")
+    wait_for(dns_restored, 120, interval=0.2, what="DNS restored after mx1 returned")
+    print(f"master start -> DNS reconciled: {t_dns:.2f} s ({done[0]['trigger']})")
