@@ -94,6 +94,7 @@ _FALLBACK_DEFAULTS = {
     "propagation_timeout": 3.0,
     "lock_timeout": 20,
     "health_services": ["heartbeat", "postfix", "dovecot"],
+    "health_wait": 30.0,
     "repair_ip": True,
     "ip_grace": 3.0,
     "set_grain": True,
@@ -315,7 +316,7 @@ class _Ctx:
             for name, ttl, rtype, data in records:
                 if ttl_override and rtype in MANAGED_TYPES and zone != self.cluster_domain:
                     ttl = int(ttl_override)
-                recs.add((_norm_name(name), int(ttl), rtype, _norm_data(rtype, data)))
+                recs.add((_norm_name(name), int(ttl), rtype, _norm_data(rtype, data, zone)))
             out[zone] = recs
         return out
 
@@ -327,11 +328,13 @@ def _norm_name(name):
     return "@" if name in ("@", "") else name.rstrip(".")
 
 
-def _norm_data(rtype, data):
-    if rtype in ("A", "AAAA", "MX", "TXT", "NS", "CNAME"):
-        rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), data)
-        return rd.to_text()
-    return data
+def _norm_data(rtype, data, zone):
+    """Rdata text as an AXFR gives it: names inside made absolute against ``zone``."""
+    origin = dns.name.from_text(zone)
+    rd = dns.rdata.from_text(
+        dns.rdataclass.IN, dns.rdatatype.from_text(rtype), data, origin=origin, relativize=False
+    )
+    return rd.to_text()
 
 
 # --------------------------------------------------------------------------- minion calls
@@ -502,15 +505,19 @@ def _axfr(ctx, zone):
         keyalgorithm=ctx.key_algorithm,
         timeout=float(ctx.settings["dns_timeout"]),
         lifetime=float(ctx.settings["dns_timeout"]) * 2,
+        relativize=False,
     )
-    z = dns.zone.from_xfr(xfr, relativize=True, check_origin=False)
+    # absolute names inside the rdata (MX targets), owners relative to the zone
+    z = dns.zone.from_xfr(xfr, relativize=False, check_origin=False)
+    origin = dns.name.from_text(zone)
     serial, recs = 0, set()
     for name, ttl, rdata in z.iterate_rdatas():
         rtype = dns.rdatatype.to_text(rdata.rdtype)
         if rtype == "SOA":
             serial = rdata.serial
             continue
-        recs.add((_norm_name(name.to_text()), int(ttl), rtype, rdata.to_text()))
+        owner = name.relativize(origin).to_text()
+        recs.add((_norm_name(owner), int(ttl), rtype, rdata.to_text()))
     return serial, recs
 
 
@@ -526,6 +533,8 @@ def _dns_actual(ctx, zones):
 
 def _withdrawn_in(ctx, actual):
     """Mail nodes whose service IP is in no A record of any mail zone (failed over)."""
+    if not ctx.mail_zones(actual):
+        return set()
     present = set()
     for zone in ctx.mail_zones(actual):
         present |= {data for _, _, rtype, data in actual[zone][1] if rtype == "A"}
@@ -761,7 +770,8 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
         actual, dns_errors = ({}, {})
         if ctx.dns_primary:
             actual, dns_errors = _dns_actual(ctx, zones_list)
-        if ctx.dns_primary and not actual:
+        if ctx.dns_primary and (dns_errors or not actual):
+            # cannot read the truth: remember the last known set; _act refuses to change
             withdrawn_now = set(_load_state().get("_withdrawn") or [])
         elif ctx.dns_primary:
             withdrawn_now = _withdrawn_in(ctx, actual)
@@ -799,7 +809,21 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
         if is_out and want != "failover":
             if claim == "lost" and trigger != "manual":
                 return {"node": node, "result": "noop", "reason": f"{node} is failed over already"}
+            left = _hold_down_left(ctx, node)
+            if left > 0:
+                reason = f"hold-down: {left:.1f} s left before {node} may change again"
+                if not quiet or claim == "back":
+                    _fire(node, "refused", dict(base, action="failback", reason=reason))
+                return {"node": node, "result": "refused", "reason": reason}
             ok, reason, health = _healthy(ctx, node)
+            # a node that answers but is still starting (heartbeat's initdead, services):
+            # keep looking for up to health_wait so that DNS follows as soon as it is healthy
+            deadline = time.monotonic() + float(ctx.settings.get("health_wait") or 0)
+            while not ok and (health.get("node") or {}).get("answered"):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.3)
+                ok, reason, health = _healthy(ctx, node)
             if not ok:
                 if not quiet or claim == "back":
                     _fire(
@@ -833,7 +857,7 @@ def _act(ctx, node, action, withdrawn, actual, dns_errors, base, witnesses, t_st
         reason = f"auto-remediation disabled (mailcluster:selfheal:enabled); would {action}"
         _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
         return {"node": node, "result": "refused", "reason": reason}
-    if ctx.dns_primary and dns_errors and not actual:
+    if ctx.dns_primary and (dns_errors or not actual):
         reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
         _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
         return {"node": node, "result": "refused", "reason": reason}
@@ -993,7 +1017,7 @@ def status():
     zones_list = sorted(ctx.zones(set()))
     actual, errors = _dns_actual(ctx, zones_list) if ctx.dns_primary else ({}, {})
     return {
-        "withdrawn": sorted(_withdrawn_in(ctx, actual)) if actual else None,
+        "withdrawn": sorted(_withdrawn_in(ctx, actual)) if actual and not errors else None,
         "serials": {z: s for z, (s, _) in actual.items()},
         "dns_errors": errors,
         "state": _load_state(),
