@@ -1,14 +1,18 @@
 """
 The heartbeat module, states and beacon against real heartbeat 3.0.6 between two nodes.
 
-The two nodes (mx1, mx2) are heartbeat daemons on this machine, each in its own network,
-mount, UTS and PID namespace, joined by a veth pair: the same set-up that recorded
-tests/fixtures/heartbeat/ (see capture-netns.sh there). Salt runs INSIDE a node
-(``salt-call --local`` from /opt/mc-venv with this repo as module_dirs), as a minion there
-would. A hard crash of mx2 is a SIGKILL to its PID namespace's init.
+Each test runs on two kinds of node pair (``pair`` fixture, parametrised):
 
-Needs root, ``unshare``/``nsenter``/``ip``, the Debian package ``heartbeat`` (installed with
---no-install-recommends) and the venv; skips cleanly otherwise. About a minute.
+- ``lab``: two nodes of an own nspawn lab instance (``lab/lab``, instance ``MC_HB_LAB``,
+  default ``mchbtest`` on ``MC_HB_LAB_SUBNET``, default 10.86.0; booted and torn down here
+  unless it is already up). Skips without root or systemd-nspawn (the lab tier's check).
+- ``netns``: two heartbeat daemons on this machine, each in its own network, mount, UTS and
+  PID namespace, joined by a veth pair: the set-up that recorded tests/fixtures/heartbeat/.
+  Skips without root, unshare/nsenter/ip or the ``heartbeat`` package on the host.
+
+Salt runs INSIDE a node (``salt-call --local`` from /opt/mc-venv with this repo as
+module_dirs), as a minion there would. mx2 crashes hard (``lab/lab kill`` / SIGKILL to its
+PID namespace's init). About a minute per kind.
 
     /opt/mc-venv/bin/pytest -m lab tests/lab/test_heartbeat_real.py
 """
@@ -27,13 +31,14 @@ pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("MC_VENV", "/opt/mc-venv"))
-NET = "10.89.8"
-IPS = {"mx1": f"{NET}.11", "mx2": f"{NET}.12"}
-VIPS = {"mx1": f"{NET}.100", "mx2": f"{NET}.101"}
+NODES = ("mx1", "mx2")
 NS_PREFIX = "mctest-hb"
+LAB_NAME = os.environ.get("MC_HB_LAB", "mchbtest")
+LAB_SUBNET = os.environ.get("MC_HB_LAB_SUBNET", "10.86.0")
+LAB_CLI = REPO / "lab" / "lab"
 
 
-def _missing():
+def _missing_netns():
     if os.geteuid() != 0:
         return "needs root (network and mount namespaces)"
     for tool in ("unshare", "nsenter", "ip", "cl_status"):
@@ -46,20 +51,40 @@ def _missing():
     return None
 
 
-HA_CF = f"""logfile /var/log/ha-log
+def _ha_cf(net):
+    return f"""logfile /var/log/ha-log
 keepalive 200ms
 warntime 1
 deadtime 2
 initdead 6
 udpport 694
-ucast eth0 {IPS["mx1"]}
-ucast eth0 {IPS["mx2"]}
+ucast eth0 {net}.11
+ucast eth0 {net}.12
 auto_failback on
 node mx1
 node mx2
 crm no
 """
-HARESOURCES = f"mx1 IPaddr2::{VIPS['mx1']}/24/eth0\nmx2 IPaddr2::{VIPS['mx2']}/24/eth0\n"
+
+
+def _haresources(net):
+    return f"mx1 IPaddr2::{net}.100/24/eth0\nmx2 IPaddr2::{net}.101/24/eth0\n"
+
+
+AUTHKEYS = "auth 1\n1 sha1 mailcluster-test-secret\n"
+
+
+def _minion_config(node, repo):
+    return json.dumps(
+        {
+            "id": node,
+            "root_dir": "/tmp/salt",
+            "file_client": "local",
+            "module_dirs": [str(repo)],
+            "log_level_logfile": "warning",
+        }
+    )
+
 
 BEACON_SCRIPT = """
 import json, time
@@ -79,117 +104,29 @@ print(json.dumps({"first": first, "events": events}))
 """
 
 
-class Pair:
-    """Two heartbeat nodes in namespaces. ``run(node, cmd)`` runs inside a node."""
+class NodePair:
+    """Two heartbeat nodes; subclasses say how to get into a node."""
 
-    def __init__(self):
-        self.work = Path(tempfile.mkdtemp(prefix="mctest-hb."))
-        self.anchors = {}
+    net = ""
 
-    def sh(self, *cmd, check=True):
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+    def vip(self, node):
+        return f"{self.net}.{100 if node == 'mx1' else 101}"
 
-    def up(self):
-        for node in IPS:
-            self.sh("ip", "netns", "add", f"{NS_PREFIX}-{node}")
-        self.sh("ip", "link", "add", "mchb1", "type", "veth", "peer", "name", "mchb2")
-        for idx, node in enumerate(IPS, start=1):
-            ns = f"{NS_PREFIX}-{node}"
-            self.sh("ip", "link", "set", f"mchb{idx}", "netns", ns)
-            self.sh("ip", "-n", ns, "link", "set", f"mchb{idx}", "name", "eth0")
-            self.sh("ip", "-n", ns, "addr", "add", f"{IPS[node]}/24", "dev", "eth0")
-            self.sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            self.sh("ip", "-n", ns, "link", "set", "lo", "up")
-            self._prepare(node)
-            self._anchor(node, ns)
-
-    def _prepare(self, node):
-        root = self.work / node
-        (root / "tmp" / "salt").mkdir(parents=True)
-        shutil.copytree("/etc/ha.d", root / "ha.d", symlinks=True)
-        shutil.copytree("/var/lib/heartbeat", root / "lib", symlinks=True)
-        for name in ("hb_uuid", "hostcache", "delhostcache"):
-            (root / "lib" / name).unlink(missing_ok=True)
-        (root / "ha.d" / "ha.cf").write_text(HA_CF)
-        (root / "ha.d" / "haresources").write_text(HARESOURCES)
-        keys = root / "ha.d" / "authkeys"
-        keys.write_text("auth 1\n1 sha1 mailcluster-test-secret\n")
-        keys.chmod(0o600)
-        (root / "tmp" / "salt" / "minion").write_text(
-            json.dumps(
-                {
-                    "id": node,
-                    "root_dir": "/tmp/salt",
-                    "file_client": "local",
-                    "module_dirs": [str(REPO)],
-                    "log_level_logfile": "warning",
-                }
+    def configure(self, node, repo):
+        """Write heartbeat's and salt-call's configuration into ``node``."""
+        files = {
+            "/etc/ha.d/ha.cf": (_ha_cf(self.net), "644"),
+            "/etc/ha.d/haresources": (_haresources(self.net), "644"),
+            "/etc/ha.d/authkeys": (AUTHKEYS, "600"),
+            "/tmp/salt/minion": (_minion_config(node, repo), "644"),
+            "/tmp/beacon.py": (BEACON_SCRIPT, "644"),
+        }
+        for path, (text, mode) in files.items():
+            self.run(
+                node,
+                f"mkdir -p $(dirname {path}) && cat > {path} && chmod {mode} {path}",
+                stdin=text,
             )
-        )
-        (root / "tmp" / "beacon.py").write_text(BEACON_SCRIPT)
-
-    def _anchor(self, node, ns):
-        root = self.work / node
-        setup = (
-            f"hostname {node}; mount -t tmpfs tmpfs /run; mkdir -p /run/lock; "
-            f"mount --bind {root / 'ha.d'} /etc/ha.d; "
-            f"mount --bind {root / 'lib'} /var/lib/heartbeat; "
-            f"mount --bind {root / 'tmp'} /tmp; mount -t tmpfs tmpfs /var/log; "
-            "exec sleep infinity"
-        )
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "unshare",
-                "-m",
-                "-u",
-                "-p",
-                "-f",
-                "--mount-proc",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                setup,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(50):
-            out = self.sh("pgrep", "-P", str(proc.pid), "sleep", check=False).stdout.split()
-            if out:
-                self.anchors[node] = int(out[0])
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"namespace anchor for {node} did not start")
-        # wait for the bind mounts to be in place
-        for _ in range(50):
-            if self.run(node, "test -f /tmp/salt/minion", check=False).returncode == 0:
-                return
-            time.sleep(0.1)
-
-    def run(self, node, shell, check=True, timeout=120):
-        cmd = [
-            "nsenter",
-            "-t",
-            str(self.anchors[node]),
-            "-m",
-            "-u",
-            "-n",
-            "-p",
-            "--",
-            "sh",
-            "-c",
-            f"cd / && {shell}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{node}: {shell!r} rc={proc.returncode}: {proc.stderr}")
-        return proc
 
     def salt(self, node, *args):
         """``salt-call --local --out=json ARGS`` inside ``node``; returns the 'local' value."""
@@ -214,6 +151,10 @@ class Pair:
     def holds(self, node, vip):
         return f" {vip}/" in self.run(node, "ip -o addr show").stdout
 
+    def read(self, node, path):
+        proc = self.run(node, f"cat {path}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
     def wait(self, what, func, timeout=40):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -222,6 +163,92 @@ class Pair:
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}")
 
+
+class NetnsPair(NodePair):
+    """Two heartbeat nodes in namespaces on this machine."""
+
+    net = "10.89.8"
+
+    def __init__(self):
+        self.work = Path(tempfile.mkdtemp(prefix="mctest-hb."))
+        self.anchors = {}
+
+    def sh(self, *cmd, check=True):
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+
+    def up(self):
+        for node in NODES:
+            self.sh("ip", "netns", "add", f"{NS_PREFIX}-{node}")
+        self.sh("ip", "link", "add", "mchb1", "type", "veth", "peer", "name", "mchb2")
+        for idx, node in enumerate(NODES, start=1):
+            ns = f"{NS_PREFIX}-{node}"
+            self.sh("ip", "link", "set", f"mchb{idx}", "netns", ns)
+            self.sh("ip", "-n", ns, "link", "set", f"mchb{idx}", "name", "eth0")
+            self.sh("ip", "-n", ns, "addr", "add", f"{self.net}.{10 + idx}/24", "dev", "eth0")
+            self.sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            self.sh("ip", "-n", ns, "link", "set", "lo", "up")
+            root = self.work / node
+            (root / "tmp").mkdir(parents=True)
+            shutil.copytree("/etc/ha.d", root / "ha.d", symlinks=True)
+            shutil.copytree("/var/lib/heartbeat", root / "lib", symlinks=True)
+            for name in ("hb_uuid", "hostcache", "delhostcache"):
+                (root / "lib" / name).unlink(missing_ok=True)
+            self._anchor(node, ns)
+            self.configure(node, REPO)
+
+    def _anchor(self, node, ns):
+        root = self.work / node
+        setup = (
+            f"hostname {node}; mount -t tmpfs tmpfs /run; mkdir -p /run/lock; "
+            f"mount --bind {root / 'ha.d'} /etc/ha.d; "
+            f"mount --bind {root / 'lib'} /var/lib/heartbeat; "
+            f"mount --bind {root / 'tmp'} /tmp; mount -t tmpfs tmpfs /var/log; "
+            "touch /tmp/.anchored; exec sleep infinity"
+        )
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "unshare",
+                "-m",
+                "-u",
+                "-p",
+                "-f",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                setup,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            out = self.sh("pgrep", "-P", str(proc.pid), "sleep", check=False).stdout.split()
+            if out and (root / "tmp" / ".anchored").exists():
+                self.anchors[node] = int(out[0])
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"namespace anchor for {node} did not start")
+
+    def _enter(self, node):
+        return ["nsenter", "-t", str(self.anchors[node]), "-m", "-u", "-n", "-p", "--"]
+
+    def run(self, node, shell, check=True, timeout=120, stdin=None):
+        cmd = [*self._enter(node), "sh", "-c", f"cd / && {shell}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{node}: {shell!r} rc={proc.returncode}: {proc.stderr}")
+        return proc
+
+    def popen(self, node, argv):
+        return subprocess.Popen(
+            [*self._enter(node), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
     def kill(self, node):
         os.kill(self.anchors.pop(node), 9)
 
@@ -229,17 +256,103 @@ class Pair:
         for node in list(self.anchors):
             self.kill(node)
         time.sleep(0.5)
-        for node in IPS:
+        for node in NODES:
             self.sh("ip", "netns", "del", f"{NS_PREFIX}-{node}", check=False)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def pair():
-    reason = _missing()
+class LabPair(NodePair):
+    """mx1 and mx2 of an own nspawn lab instance (never the shared default lab)."""
+
+    def __init__(self, name=LAB_NAME, subnet=LAB_SUBNET):
+        if name == "mclab":
+            raise RuntimeError("the heartbeat test reconfigures its nodes: use an own instance")
+        self.name, self.net = name, subnet
+        self.env = dict(os.environ, MC_LAB=name, MC_LAB_SUBNET=subnet)
+        self.booted = False
+
+    def cli(self, *args, timeout=600, check=True, stdin=None):
+        proc = subprocess.run(
+            [str(LAB_CLI), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            input=stdin,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lab/lab {args}: rc={proc.returncode}: {proc.stderr}")
+        return proc
+
+    def up(self):
+        status = json.loads(self.cli("status", "--json").stdout or "{}")
+        if not status.get("up"):
+            self.cli("up", "--nodes", "salt,mx1,mx2")
+            self.booted = True
+        for node in NODES:
+            vips = " ".join(f"ip addr del {self.vip(n)}/24 dev eth0 2>/dev/null;" for n in NODES)
+            self.run(node, f"systemctl stop heartbeat; {vips} true")
+            self.configure(node, "/srv/mailcluster")
+
+    def run(self, node, shell, check=True, timeout=120, stdin=None):
+        proc = self.cli(
+            "run",
+            node,
+            "--",
+            "sh",
+            "-c",
+            f"cd / && {shell}",
+            timeout=timeout,
+            check=False,
+            stdin=stdin,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{node}: {shell!r} rc={proc.returncode}: {proc.stderr}")
+        return proc
+
+    def popen(self, node, argv):
+        return subprocess.Popen(
+            [str(LAB_CLI), "run", node, "--", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+
+    def kill(self, node):
+        self.cli("kill", node)
+
+    def down(self):
+        if self.booted:
+            self.cli("down", check=False)
+        else:  # leave a lab we did not boot as we found it, mx2 included
+            for node in NODES:
+                self.cli("start", node, check=False)
+                self.run(node, "systemctl stop heartbeat; true", check=False)
+
+
+def _lab_problem():
+    """The lab tier's conditions (tests/lab/conftest.py), without importing it."""
+    if os.geteuid() != 0:
+        return "the lab tier needs root"
+    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (run lab/host-setup)"
+    if not (VENV / "bin" / "salt-minion").exists():
+        return f"no Salt venv at {VENV} (run lab/bootstrap-venv)"
+    return None
+
+
+@pytest.fixture(scope="module", params=["netns", "lab"])
+def pair(request):
+    if request.param == "netns":
+        reason = _missing_netns()
+        hb = NetnsPair()
+    else:
+        reason = _lab_problem()
+        hb = LabPair()
     if reason:
-        pytest.skip(reason)
-    hb = Pair()
+        pytest.skip(f"{request.param}: {reason}")
     try:
         hb.up()
         yield hb
@@ -254,7 +367,7 @@ def test_01_daemon_stopped(pair):
 
 
 def test_02_running_state_starts_and_waits(pair):
-    pair.run("mx1", "/etc/init.d/heartbeat start >/dev/null 2>&1")
+    pair.run("mx1", "service heartbeat start >/dev/null 2>&1")
     dry = pair.state("mx2", "heartbeat.running", name="heartbeat", nodes=["mx1", "mx2"], test=True)
     assert dry["result"] is None
     assert dry["changes"] == {"service": {"old": "stopped", "new": "running"}}
@@ -266,7 +379,7 @@ def test_02_running_state_starts_and_waits(pair):
     assert pair.salt("mx1", "heartbeat.nodes_status") == {"mx2": "active", "mx1": "active"}
     pair.wait(
         "both VIPs at home",
-        lambda: pair.holds("mx1", VIPS["mx1"]) and pair.holds("mx2", VIPS["mx2"]),
+        lambda: pair.holds("mx1", pair.vip("mx1")) and pair.holds("mx2", pair.vip("mx2")),
     )
 
 
@@ -279,38 +392,21 @@ def test_03_resources_held_takes_over_and_is_idempotent(pair):
     ret = pair.state("mx1", "heartbeat.resources_held", name="vips", which="foreign", timeout=30)
     assert ret["result"] is True, ret["comment"]
     assert ret["changes"] == {"groups": {"old": [], "new": ["mx2"]}}
-    assert pair.holds("mx1", VIPS["mx2"])
-    assert not pair.holds("mx2", VIPS["mx2"])
+    assert pair.holds("mx1", pair.vip("mx2"))
+    assert not pair.holds("mx2", pair.vip("mx2"))
     again = pair.state("mx1", "heartbeat.resources_held", name="vips", which="foreign")
     assert (again["result"], again["changes"]) == (True, {})
     # give it back with the module
     assert pair.salt("mx1", "heartbeat.standby", "foreign") is True
-    pair.wait("mx2's VIP back home", lambda: pair.holds("mx2", VIPS["mx2"]))
+    pair.wait("mx2's VIP back home", lambda: pair.holds("mx2", pair.vip("mx2")))
     assert pair.salt("mx2", "heartbeat.holds", "local") is True
 
 
 def test_04_beacon_fires_on_peer_crash_and_states_see_it(pair):
     pair.run("mx1", "rm -f /tmp/beacon.ready")
-    beacon = subprocess.Popen(
-        [
-            "nsenter",
-            "-t",
-            str(pair.anchors["mx1"]),
-            "-m",
-            "-u",
-            "-n",
-            "-p",
-            "--",
-            f"{VENV}/bin/python",
-            "/tmp/beacon.py",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    ready = pair.work / "mx1" / "tmp" / "beacon.ready"
-    pair.wait("beacon baseline", ready.exists, timeout=60)
-    assert json.loads(ready.read_text()) == []  # first run records, fires nothing
+    beacon = pair.popen("mx1", [f"{VENV}/bin/python", "/tmp/beacon.py"])
+    pair.wait("beacon baseline", lambda: pair.read("mx1", "/tmp/beacon.ready"), timeout=60)
+    assert json.loads(pair.read("mx1", "/tmp/beacon.ready")) == []  # baseline: no event
     killed = time.monotonic()
     pair.kill("mx2")
     out, err = beacon.communicate(timeout=90)
@@ -330,7 +426,7 @@ def test_04_beacon_fires_on_peer_crash_and_states_see_it(pair):
     }
     assert fired - killed < 30
     # mx1 takes mx2's VIP over by itself (deadtime 2)
-    pair.wait("takeover after the crash", lambda: pair.holds("mx1", VIPS["mx2"]), timeout=30)
+    pair.wait("takeover after the crash", lambda: pair.holds("mx1", pair.vip("mx2")), timeout=30)
     held = pair.state("mx1", "heartbeat.resources_held", name="vips", which="all")
     assert (held["result"], held["changes"]) == (True, {})
     running = pair.state(
