@@ -818,8 +818,10 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
             ok, reason, health = _healthy(ctx, node)
             # a node that answers but is still starting (heartbeat's initdead, services):
             # keep looking for up to health_wait so that DNS follows as soon as it is healthy
+            # (a minion that has just connected may not take jobs yet: same for presence "new")
             deadline = time.monotonic() + float(ctx.settings.get("health_wait") or 0)
-            while not ok and (health.get("node") or {}).get("answered"):
+            just_back = trigger in ("presence", "beacon") and claim == "back"
+            while not ok and ((health.get("node") or {}).get("answered") or just_back):
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.3)
