@@ -377,6 +377,10 @@ def test_02_running_state_starts_and_waits(pair):
     again = pair.state("mx2", "heartbeat.running", name="heartbeat", nodes=["mx1", "mx2"])
     assert (again["result"], again["changes"]) == (True, {})
     assert pair.salt("mx1", "heartbeat.nodes_status") == {"mx2": "active", "mx1": "active"}
+    grain = pair.salt("mx1", "grains.get", "mailcluster_ha")
+    assert grain["heartbeat"] == {"installed": True, "running": True, "node": "mx1"}
+    assert isinstance(grain["drbd"], dict)
+    assert isinstance(grain["o2cb"], dict)
     pair.wait(
         "both VIPs at home",
         lambda: pair.holds("mx1", pair.vip("mx1")) and pair.holds("mx2", pair.vip("mx2")),
