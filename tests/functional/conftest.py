@@ -25,10 +25,7 @@ def fake_bin(tmp_path_factory):
         exe = path / tool
         exe.write_text("#!/bin/sh\necho 'functional tests must not run real tools' >&2\nexit 99\n")
         exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    old = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{path}{os.pathsep}{old}"
-    yield path
-    os.environ["PATH"] = old
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +61,9 @@ def loaders(minion_opts):
 
 
 @pytest.fixture
-def fake_cmd(loaders):
+def fake_cmd(loaders, fake_bin, monkeypatch):
+    # only while our tests run: other tests in the session must not see the stand-ins
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     SCENARIO.reset()
     yield SCENARIO
     loaders.reset_state()
