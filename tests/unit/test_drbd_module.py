@@ -392,3 +392,14 @@ def test_split_brain_connected(run_all):
 def test_virtual_without_binary(monkeypatch):
     monkeypatch.setattr(drbd.salt.utils.path, "which", lambda _name: None)
     assert drbd.__virtual__() == (False, "drbdadm not found: install drbd-utils")
+
+
+def test_initial_promotion_is_forced_only_on_a_new_pair():
+    state = load_loader_module("states", "drbd")
+    new_pair = drbd._parse_status(output(f"{D}01-connected-inconsistent.vm2.drbdadm_status.txt"))
+    assert state._initial_force(new_pair["r0"]) == (True, None)
+    synced = drbd._parse_status(output(f"{D}03-synced-pri-sec.vm2.drbdsetup_status_vs.txt"))
+    assert state._initial_force(synced["r0"]) == (False, None)
+    text = raw(f"{D}13-drbd-down.vm2.secondary_down.txt")
+    gone = drbd._parse_status(text.split("+ drbdadm status r0\n", 1)[1].split("+ echo", 1)[0])
+    assert state._initial_force(gone["r0"]) == (False, None)  # UpToDate: plain promotion
