@@ -108,6 +108,8 @@ def master(salt_factories, tmp_path_factory):
             {"salt/beacon/*/mailcluster_ha/*": [str(REPO / "reactor/beacon_peer.sls")]},
             {"salt/presence/change": [str(REPO / "reactor/presence_change.sls")]},
         ],
+        "engines_dirs": [str(REPO / "reactor/engines")],
+        "engines": [{"mailcluster_selfheal": {"interval": 5, "first_delay": 5}}],
     }
     factory = salt_factories.salt_master_daemon("selfheal-master", overrides=overrides)
     tree = pathlib.Path(factory.state_tree.base.write_path)
@@ -296,9 +298,29 @@ def test_hold_down_refuses_a_quick_flap(master, minions, fake_dir, event_listene
     finally:
         _set_hb(fake_dir, "mx2", "mx1", "active")
         mx1.start()
-    # after the hold-down, mx1 healthy: the failback happens (presence or by hand)
-    time.sleep(4)
-    ret = master.salt_run_cli(timeout=60).run("mailcluster_failover.failback", "mx1")
-    assert ret.data["result"] in ("failback", "noop"), ret.data
+    # after the hold-down, with mx1 healthy, the engine's reconcile (or presence) fails back
+    events = _wait(event_listener, master, ["mailcluster/failover/mx1/failback"], t1, 60)
     status = master.salt_run_cli(timeout=60).run("mailcluster_failover.status")
     assert status.data["state"]["_withdrawn"] == []
+
+
+def test_master_down_while_mx1_dies(master, minions, fake_dir, event_listener, clean):
+    """No master when mx1 dies: nothing fires then; when the master is back, mx2's return
+    (presence) or the engine's reconcile fails mx1 over."""
+    mx1 = minions["mx1"]
+    master.terminate()
+    try:
+        _set_hb(fake_dir, "mx2", "mx1", "dead")
+        mx1.terminate()
+    finally:
+        t0 = time.time()
+        master.start()
+    try:
+        events = _wait(event_listener, master, ["mailcluster/failover/mx1/done"], t0, 90)
+        assert events["mailcluster/failover/mx1/done"]["trigger"] == "reconcile"
+    finally:
+        _set_hb(fake_dir, "mx2", "mx1", "active")
+        time.sleep(4)
+        t1 = time.time()
+        mx1.start()
+    _wait(event_listener, master, ["mailcluster/failover/mx1/failback"], t1, 90)

@@ -23,6 +23,7 @@ SELFHEAL_FILES = [
     "/srv/mailcluster/reactor/master.d/selfheal.conf",
     "/srv/mailcluster/reactor/beacon_peer.sls",
     "/srv/mailcluster/reactor/presence_change.sls",
+    "/srv/mailcluster/reactor/engines/mailcluster_selfheal.py",
 ]
 
 

@@ -1,0 +1,44 @@
+"""
+Master engine: run ``mailcluster_failover.reconcile`` every ``interval`` seconds.
+
+Salt 3008.4's master ``schedule`` cannot run runner functions (``copy.copy`` of the runner
+function dict recurses until ``RecursionError`` in ``salt/utils/schedule.py``), so the
+periodic convergence of the self-healing lives in this engine: nodes that died while the
+master was down, hold-downs that expired, DNS drift. Configured in
+``reactor/master.d/selfheal.conf``::
+
+    engines_dirs:
+      - /srv/mailcluster/reactor/engines
+    engines:
+      - mailcluster_selfheal:
+          interval: 10
+"""
+
+import logging
+import time
+
+import salt.loader
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "mailcluster_selfheal"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def start(interval=10, first_delay=15):
+    """Loop forever: sleep, then reconcile (errors are logged, never fatal)."""
+    runners = salt.loader.runner(__opts__)  # noqa: F821 (injected by the loader)
+    time.sleep(float(first_delay))
+    while True:
+        try:
+            fun = runners["mailcluster_failover.reconcile"]
+            result = fun()
+            changed = [r for r in result if r.get("result") not in ("noop", "refused")]
+            if changed:
+                log.warning("mailcluster_selfheal: reconcile acted: %s", changed)
+        except Exception:  # pylint: disable=broad-except
+            log.exception("mailcluster_selfheal: reconcile failed")
+        time.sleep(float(interval))
