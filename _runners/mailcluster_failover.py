@@ -8,7 +8,7 @@ happens is decided here from the real state, never from the event's word:
 
 - :py:func:`handle`: entry point of the reactions (``salt/beacon/*/mailcluster_ha/*``,
   ``salt/presence/change``); ``tag`` and ``data`` are the event's.
-- :py:func:`reconcile`: every mail node, from the master's schedule and after a master
+- :py:func:`reconcile`: every mail node, from the master engine (reactor/engines) and after a master
   restart (a node that died while the master was down is failed over then).
 - :py:func:`failover` / :py:func:`failback`: the same, for one node, by hand or from
   ``orch.failover`` / ``orch.failback``.
@@ -33,7 +33,7 @@ Audit events, for ``salt-run state.event 'mailcluster/failover/*'``:
 ``.../refused`` (``reason``, ``witnesses``, the triggering ``tag`` and ``sender``).
 
 Safety: one run per node at a time (``flock`` on ``<cachedir>/mailcluster_failover/<node>.lock``,
-shared by the reactor's threads, the schedule's processes and ``salt-run``); ``hold_down``
+shared by the reactor's threads, the engine and ``salt-run``); ``hold_down``
 seconds between two DNS changes of a node; ``enabled: false`` keeps the audits and changes
 nothing. Settings: pillar ``mailcluster:selfheal`` over ``salt/selfheal/parameters/defaults.yaml``
 (docs/selfheal.md).
@@ -928,7 +928,7 @@ def handle(tag=None, data=None, **kwargs):
     if trigger == "presence":
         # a node (re)connecting can now witness for its peer: after a master restart this
         # fails over a peer that died while the master was down, without waiting for the
-        # schedule. Quiet: nothing is fired when there is nothing to do.
+        # engine. Quiet: nothing is fired when there is nothing to do.
         back = {n for n, c in named if c == "back"}
         ctx = _Ctx(_pillar())
         for node in sorted({p for n in back if n in ctx.mail_nodes for p in ctx.peers(n)} - back):
@@ -964,7 +964,7 @@ def failback(node, **kwargs):
 
 def reconcile(**kwargs):
     """
-    Look at every mail node and converge DNS to what is real (from the master's schedule,
+    Look at every mail node and converge DNS to what is real (from the master engine,
     and after a master restart). Quiet when nothing is to be done.
 
     CLI Example:
@@ -974,7 +974,33 @@ def reconcile(**kwargs):
         salt-run mailcluster_failover.reconcile
     """
     ctx = _Ctx(_pillar())
-    out = [_evaluate(node, trigger="reconcile", quiet=True) for node in ctx.mail_nodes]
+    # cheap first pass without locks: a node in DNS that answers needs nothing
+    withdrawn = set(_load_state().get("_withdrawn") or [])
+    if ctx.dns_primary:
+        actual, errors = _dns_actual(ctx, sorted(ctx.zones(set())))
+        if actual and not errors:
+            withdrawn = _withdrawn_in(ctx, actual)
+    answers = {}
+
+    def ping(node):
+        answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
+        answers[node] = bool(answered and ret is True)
+
+    threads = [
+        threading.Thread(target=ping, args=(n,), daemon=True)
+        for n in ctx.mail_nodes
+        if n not in withdrawn
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    out = []
+    for node in ctx.mail_nodes:
+        if node not in withdrawn and answers.get(node):
+            out.append({"node": node, "result": "noop", "reason": f"{node} answers"})
+            continue
+        out.append(_evaluate(node, trigger="reconcile", quiet=True))
     if ctx.dns_primary and ctx.settings.get("enabled", True):
         # records drifted from what the current withdrawn set calls for (a hand edit, a
         # highstate without the grain): put them back, without touching the withdrawn set

@@ -250,7 +250,9 @@ def test_failover_and_failback_through_presence(master, minions, fake_dir, event
             t0,
         )
         done = events["mailcluster/failover/mx1/done"]
-        assert done["trigger"] == "presence"
+        # presence (~25 ms after the minion died) or, when it held the node first, the
+        # engine's reconcile: the same verification either way
+        assert done["trigger"] in ("presence", "reconcile")
         assert done["witnesses"]["master"]["answered"] is False
         assert done["witnesses"]["peer"]["says_dead"] is True
         # a second trigger for the same loss is a no-op (idempotent), not a second failover
@@ -316,11 +318,31 @@ def test_master_down_while_mx1_dies(master, minions, fake_dir, event_listener, c
         t0 = time.time()
         master.start()
     try:
-        events = _wait(event_listener, master, ["mailcluster/failover/mx1/done"], t0, 90)
-        assert events["mailcluster/failover/mx1/done"]["trigger"] == "reconcile"
+        # read from the runner's audit log: the test's event forwarder restarts with the master
+        done = _audit_wait(master, "mx1", "done", t0, 90)
+        assert done["trigger"] == "reconcile"
+        assert done["witnesses"]["peer"]["says_dead"] is True
     finally:
         _set_hb(fake_dir, "mx2", "mx1", "active")
         time.sleep(4)
         t1 = time.time()
         mx1.start()
-    _wait(event_listener, master, ["mailcluster/failover/mx1/failback"], t1, 90)
+    _audit_wait(master, "mx1", "failback", t1, 90)
+
+
+def _audit_wait(master, node, event, after, timeout):
+    path = (
+        pathlib.Path(master.config["root_dir"])
+        / master.config["cachedir"]
+        / "mailcluster_failover"
+        / "audit.jsonl"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                rec = json.loads(line)
+                if rec["node"] == node and rec["event"] == event and rec["time"] >= after:
+                    return rec
+        time.sleep(0.5)
+    raise AssertionError(f"no {event} audit for {node} in {timeout} s")
