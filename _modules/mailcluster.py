@@ -582,8 +582,9 @@ def _dns_params():
         "mx_preference": 10,
         "spf_policy": "-all",
         "hostmaster": "hostmaster",
-        "refresh": 3600,
-        "retry": 600,
+        # a secondary that missed a NOTIFY (down at the time) is stale for at most this long
+        "refresh": 300,
+        "retry": 60,
         "expire": 1209600,
         "minimum": 300,
     }
@@ -677,6 +678,16 @@ def _zone_set(zone, text=None, path=None):
         rtype = dns.rdatatype.to_text(rdata.rdtype)
         if rtype == "SOA":
             serial = rdata.serial
+            # everything of the SOA but its serial is content
+            soa = (
+                rdata.mname,
+                rdata.rname,
+                rdata.refresh,
+                rdata.retry,
+                rdata.expire,
+                rdata.minimum,
+            )
+            recs.add((name.to_text(), ttl, rtype, " ".join(str(v) for v in soa)))
             continue
         recs.add((name.to_text(), ttl, rtype, rdata.to_text()))
     return serial, recs
@@ -720,7 +731,8 @@ def dns_plan(directory="/var/lib/bind/mailcluster"):
         cache = {}
     plan = {}
     for zone, records in sorted(wanted.items()):
-        digest = hashlib.sha256(json.dumps(records).encode()).hexdigest()
+        text = _zone_text(zone, records, 0)  # serial 0: the digest covers all but the serial
+        digest = hashlib.sha256(text.encode()).hexdigest()
         path = os.path.join(directory, f"db.{zone}")
         try:
             st = os.stat(path)
@@ -741,7 +753,6 @@ def dns_plan(directory="/var/lib/bind/mailcluster"):
             and not os.path.exists(jnl)
         ):
             continue
-        text = _zone_text(zone, records, 0)
         try:
             _, want_set = _zone_set(zone, text=text)
         except Exception:  # pylint: disable=broad-except

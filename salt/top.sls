@@ -1,5 +1,38 @@
-# Roles come from pillar (mailcluster:nodes:<id>:roles), never from host names.
-# mailcluster.top_sls validates the whole pillar first: bad pillar makes this file fail to
-# render, so a highstate stops before any state runs, with the offending pillar key named.
+# Roles come from pillar: pillar/node.sls copies this minion's entry of mailcluster:nodes to
+# mailcluster:node, and each role below matches on it (never on host names). No custom
+# module here: the top file renders before a fresh minion has synced _modules.
+# common.pillar runs first everywhere and fails hard on invalid pillar (naming the key); the
+# roles' map.jinja raises on it too, so nothing renders into a state that could change.
 base:
-  '{{ grains["id"] }}': {{ salt["mailcluster.top_sls"]() | json }}
+  '*':
+    - common.pillar
+  'mailcluster:node:roles:common':
+    - match: pillar
+    - common
+  'mailcluster:node:roles:db_primary':
+    - match: pillar
+    - db.primary
+  'mailcluster:node:roles:db_replica':
+    - match: pillar
+    - db.replica
+  'mailcluster:node:roles:dns_primary':
+    - match: pillar
+    - dns.primary
+  'mailcluster:node:roles:dns_secondary':
+    - match: pillar
+    - dns.secondary
+  'mailcluster:node:roles:storage':
+    - match: pillar
+    - storage
+  'mailcluster:node:roles:mail':
+    - match: pillar
+    - mail
+  'mailcluster:node:roles:ha':
+    - match: pillar
+    - ha
+  'mailcluster:node:roles:graphs':
+    - match: pillar
+    - graphs
+  'mailcluster:node:roles:web':
+    - match: pillar
+    - web

@@ -9,18 +9,12 @@ import importlib.util
 import pathlib
 
 import dns.zone
-import pytest
 import yaml
-from test_roles_support import REPO, make_caller
+from test_roles_support import REPO, run_node
 
 
-@pytest.fixture(scope="module")
-def ns1(tmp_path_factory):
-    return make_caller(tmp_path_factory.mktemp("ns1"), "ns1")
-
-
-def test_zone_records(ns1):
-    zones = ns1.cmd("mailcluster.zones")
+def test_zone_records(tmp_path):
+    (zones,) = run_node(tmp_path, "ns1", [["mailcluster.zones"]])
     assert sorted(zones) == ["cluster.test", "example.test", "sales.test"]
     recs = {(n, t, d) for n, _ttl, t, d in zones["example.test"]}
     assert ("@", "MX", "10 mx1.example.test.") in recs

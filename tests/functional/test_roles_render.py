@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 import yaml
-from test_roles_support import NODES, REPO, make_caller
+from test_roles_support import NODES, REPO, run_node
 
 GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 
@@ -34,24 +34,44 @@ MAP_ROLES = {
 
 
 @pytest.fixture(scope="module")
-def callers(tmp_path_factory):
-    return {n: make_caller(tmp_path_factory.mktemp(n), n) for n in NODES}
-
-
-@pytest.fixture(scope="module")
-def highstates(callers):
-    return {n: c.cmd("state.show_highstate") for n, c in callers.items()}
+def reports(tmp_path_factory):
+    """Per node, in its own process: top, highstate, rendered templates, validation, maps."""
+    out = {}
+    for node in NODES:
+        calls = [
+            ["state.show_top"],
+            ["mailcluster.top_sls"],
+            ["mailcluster.validate"],
+            ["state.show_highstate"],
+            ["templates"],
+        ]
+        for role in MAP_ROLES[node]:
+            defaults = yaml.safe_load(
+                (REPO / "salt" / role / "parameters" / "defaults.yaml").read_text()
+            )
+            calls.append(["mailcluster.mapdata", role, defaults])
+        res = run_node(tmp_path_factory.mktemp(node), node, calls)
+        out[node] = {
+            "top": res[0],
+            "top_sls": res[1],
+            "errors": res[2],
+            "high": res[3],
+            "templates": {k: v["text"] for k, v in res[4].items()},
+            "maps": dict(zip(MAP_ROLES[node], res[5:], strict=True)),
+        }
+    return out
 
 
 @pytest.mark.parametrize("node", NODES)
-def test_top_follows_pillar_roles(callers, node):
-    assert callers[node].cmd("mailcluster.top_sls") == EXPECTED_TOP[node]
-    assert callers[node].cmd("mailcluster.validate") == []
+def test_top_follows_pillar_roles(reports, node):
+    assert reports[node]["top"] == {"base": EXPECTED_TOP[node]}
+    assert reports[node]["top_sls"] == EXPECTED_TOP[node]
+    assert reports[node]["errors"] == []
 
 
 @pytest.mark.parametrize("node", NODES)
-def test_highstate_renders(highstates, node):
-    high = highstates[node]
+def test_highstate_renders(reports, node):
+    high = reports[node]["high"]
     assert isinstance(high, dict), high
     sls_seen = {v["__sls__"] for v in high.values()}
     for sls in EXPECTED_TOP[node]:
@@ -65,33 +85,12 @@ def test_highstate_renders(highstates, node):
         assert "/" not in state_id, state_id
 
 
-def _templates(high):
-    for state_id, body in high.items():
-        if "file" not in body:
-            continue
-        args = {}
-        for item in body["file"]:
-            if isinstance(item, dict):
-                args.update(item)
-        if args.get("template") == "jinja" and str(args.get("source", "")).startswith("salt://"):
-            yield state_id, args
-
-
 @pytest.mark.parametrize("node", NODES)
-def test_templates_render(callers, highstates, node):
-    rendered = {}
-    for state_id, args in _templates(highstates[node]):
-        src = REPO / "salt" / args["source"][len("salt://") :]
-        text = callers[node].cmd(
-            "file.apply_template_on_contents",
-            src.read_text(),
-            template="jinja",
-            context=args.get("context", {}),
-            defaults=None,
-            saltenv="base",
-        )
-        assert isinstance(text, str) and "Traceback" not in text, (state_id, text)
-        rendered[args["name"]] = text
+def test_templates_render(reports, node):
+    rendered = reports[node]["templates"]
+    assert rendered
+    for name, text in rendered.items():
+        assert isinstance(text, str) and "Traceback" not in text, (name, text)
     if node == "mx1":
         main_cf = rendered["/etc/postfix/main.cf"]
         assert "virtual_transport = lmtp:unix:private/dovecot-lmtp" in main_cf
@@ -123,9 +122,8 @@ def test_templates_render(callers, highstates, node):
 @pytest.mark.parametrize(
     "node,role", [(n, r) for n in NODES for r in MAP_ROLES[n]], ids=lambda v: str(v)
 )
-def test_mapdata_snapshot(callers, node, role):
-    defaults = yaml.safe_load((REPO / "salt" / role / "parameters" / "defaults.yaml").read_text())
-    data = callers[node].cmd("mailcluster.mapdata", role, defaults)
+def test_mapdata_snapshot(reports, node, role):
+    data = reports[node]["maps"][role]
     golden = GOLDEN / node / f"{role}.yaml"
     dumped = yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
     if os.environ.get("MC_UPDATE_GOLDEN") == "1" or not golden.exists():
@@ -137,8 +135,9 @@ def test_mapdata_snapshot(callers, node, role):
 
 
 def test_orchestration_renders(tmp_path):
-    caller = make_caller(tmp_path, "salt")
-    rendered = caller.cmd("slsutil.renderer", str(REPO / "salt" / "orch" / "cluster.sls"))
+    (rendered,) = run_node(
+        tmp_path, "salt", [["slsutil.renderer", str(REPO / "salt" / "orch" / "cluster.sls")]]
+    )
     order = [k for k in rendered if k.endswith("-salt-state")]
     assert order[:4] == [
         "orch-cluster-common-salt-state",

@@ -52,3 +52,78 @@ def pillar_copy(tmp: pathlib.Path, extra: str) -> pathlib.Path:
     shutil.copytree(REPO / "pillar", root)
     (root / "local.sls").write_text(extra)
     return root
+
+
+def _render_templates(caller, high):
+    """Every `file.managed` Jinja template of a highstate, rendered with its context."""
+    out = {}
+    if not isinstance(high, dict):
+        return out
+    for state_id, body in high.items():
+        args = {}
+        for item in body.get("file", []):
+            if isinstance(item, dict):
+                args.update(item)
+        source = str(args.get("source", ""))
+        if args.get("template") != "jinja" or not source.startswith("salt://"):
+            continue
+        src = REPO / "salt" / source[len("salt://") :]
+        out[args["name"]] = {
+            "id": state_id,
+            "text": caller.cmd(
+                "file.apply_template_on_contents",
+                src.read_text(),
+                template="jinja",
+                context=args.get("context", {}),
+                defaults=None,
+                saltenv="base",
+            ),
+        }
+    return out
+
+
+def run_node(tmp: pathlib.Path, node: str, calls: list, pillar_root=None) -> list:
+    """Run salt ``calls`` ([fun, *args] or [fun, args, kwargs]) for ``node`` in a fresh
+    process (salt's loaders keep per-process state, so nodes must not share one) and return
+    their results; the pseudo call ``["templates"]`` renders the highstate's templates."""
+    import subprocess
+    import sys
+
+    spec = {"tmp": str(tmp), "node": node, "calls": calls, "pillar_root": str(pillar_root or "")}
+    proc = subprocess.run(
+        [sys.executable, __file__, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"render of {node} failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _worker(spec: dict) -> list:
+    pillar_root = pathlib.Path(spec["pillar_root"]) if spec["pillar_root"] else None
+    caller = make_caller(pathlib.Path(spec["tmp"]), spec["node"], pillar_root)
+    results, high = [], None
+    for call in spec["calls"]:
+        if call[0] == "templates":
+            if high is None:
+                high = caller.cmd("state.show_highstate")
+            results.append(_render_templates(caller, high))
+            continue
+        if len(call) == 3 and isinstance(call[1], list) and isinstance(call[2], dict):
+            fun, args, kwargs = call
+        else:
+            fun, args, kwargs = call[0], call[1:], {}
+        res = caller.cmd(fun, *args, **kwargs)
+        if fun == "state.show_highstate":
+            high = res
+        results.append(res)
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(_worker(json.loads(sys.argv[1])), default=str))

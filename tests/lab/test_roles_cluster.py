@@ -1,0 +1,275 @@
+"""The roles end to end in the nspawn lab: bare nodes -> working HA mail cluster.
+
+Runs in file order on one lab: converge (and a second apply with 0 changes), then mail, DNS,
+replication, web checks, and last a domain added through pillar. Uses the lab fixture of
+tests/lab/conftest.py; mail clients and the browser driver are in _roles_helpers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import dns.resolver
+import pytest
+from _roles_helpers import (
+    LOCAL_PILLAR,
+    PASSWORDS,
+    chromium_binary,
+    http_get,
+    imap_subjects,
+    pop3_subjects,
+    roundcube_login_sees,
+    send_mail,
+    wait_for,
+    wait_port,
+)
+
+pytestmark = pytest.mark.lab
+
+SERVICE_IPS = {"mx1": "10.88.0.111", "mx2": "10.88.0.112"}
+NODE_IPS = {"mx1": "10.88.0.11", "mx2": "10.88.0.12", "ns1": "10.88.0.21", "ns2": "10.88.0.22"}
+RESULTS: dict = {}
+ALL_NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
+
+
+def summarize(ret: dict) -> tuple[list[str], int]:
+    """Failed states and the number of states with changes, over every minion."""
+    failed, changed = [], 0
+    for minion, states in ret.items():
+        if not isinstance(states, dict):
+            failed.append(f"{minion}: {states}")
+            continue
+        for key, st in states.items():
+            if st.get("result") is False:
+                failed.append(f"{minion}: {key}: {st.get('comment')}")
+            if st.get("changes"):
+                changed += 1
+    return failed, changed
+
+
+def apply_all(lab, *extra: str, target: str = "*", expect=ALL_NODES, timeout: float = 1800):
+    """`salt TARGET state.apply`, published asynchronously and collected from the job cache:
+    the CLI's wait for returns sometimes misses one over the lab's TCP transport."""
+    t0 = time.monotonic()
+    proc = lab.salt(target, "state.apply", *extra, "--async", timeout=120)
+    jid = re.search(r"job ID: (\d+)", proc.stdout + proc.stderr)
+    assert jid, proc.stdout + proc.stderr
+    deadline = t0 + timeout
+    while True:
+        time.sleep(2)
+        out = lab.salt_run("jobs.lookup_jid", jid.group(1), "--out=json", timeout=120).stdout
+        try:
+            ret, _ = json.JSONDecoder().raw_decode(out)
+        except ValueError:
+            ret = {}
+        if set(ret) >= set(expect):
+            return ret, time.monotonic() - t0
+        assert time.monotonic() < deadline, f"no return from {set(expect) - set(ret)}"
+
+
+@pytest.fixture(scope="module")
+def cluster(lab):
+    LOCAL_PILLAR.unlink(missing_ok=True)
+    lab.salt("*", "saltutil.sync_all", timeout=300)
+    first, t_first = apply_all(lab)
+    failed, changed = summarize(first)
+    RESULTS["first"] = {"seconds": round(t_first, 1), "changed_states": changed, "failed": failed}
+    assert not failed, "\n".join(failed)
+    assert set(first) >= {"salt", "mx1", "mx2", "ns1", "ns2"}
+    return lab
+
+
+def test_second_apply_changes_nothing(cluster):
+    ret, seconds = apply_all(cluster)
+    failed, changed = summarize(ret)
+    RESULTS["second"] = {"seconds": round(seconds, 1), "changed_states": changed}
+    assert not failed, "\n".join(failed)
+    changes = [
+        f"{m}: {k}: {v['changes']}"
+        for m, states in ret.items()
+        for k, v in states.items()
+        if v.get("changes")
+    ]
+    assert changed == 0, "\n".join(changes)
+
+
+@pytest.mark.parametrize("entry,other", [("mx1", "mx2"), ("mx2", "mx1")])
+def test_smtp_in_imap_and_pop3_from_the_other_node(cluster, entry, other):
+    for user in ("alice@example.test", "bob@example.test"):
+        subject = f"via-{entry}-{uuid.uuid4().hex[:8]}"
+        wait_port(SERVICE_IPS[entry], 25)
+        send_mail(SERVICE_IPS[entry], user, subject)
+        if user.startswith("alice"):
+            wait_for(lambda s=subject, u=user: s in imap_subjects(NODE_IPS[other], u), 60)
+        else:
+            wait_for(lambda s=subject, u=user: s in pop3_subjects(NODE_IPS[other], u), 60)
+
+
+def test_alias_expands_to_mailboxes(cluster):
+    subject = f"alias-{uuid.uuid4().hex[:8]}"
+    send_mail(SERVICE_IPS["mx1"], "info@example.test", subject)
+    for user in ("alice@example.test", "bob@example.test"):
+        wait_for(lambda u=user: subject in imap_subjects(NODE_IPS["mx2"], u), 60)
+
+
+def test_submission_needs_auth_over_starttls(cluster):
+    subject = f"submitted-{uuid.uuid4().hex[:8]}"
+    send_mail(
+        SERVICE_IPS["mx2"],
+        "dave@sales.test",
+        subject,
+        port=587,
+        login=("alice@example.test", PASSWORDS["alice@example.test"]),
+    )
+    wait_for(lambda: subject in imap_subjects(NODE_IPS["mx1"], "dave@sales.test"), 60)
+    import smtplib
+
+    with smtplib.SMTP(SERVICE_IPS["mx2"], 587, timeout=30) as smtp:
+        smtp.ehlo("tester.lab.test")
+        assert not smtp.has_extn("auth"), "AUTH offered before STARTTLS"
+
+
+def test_relay_for_strangers_is_refused(cluster):
+    import smtplib
+
+    for ip in SERVICE_IPS.values():
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as err:
+            send_mail(ip, "someone@elsewhere.invalid", "relay attempt")
+        code, text = next(iter(err.value.recipients.values()))
+        assert code == 554 and b"Relay access denied" in text
+
+
+def _resolver(ip: str) -> dns.resolver.Resolver:
+    res = dns.resolver.Resolver(configure=False)
+    res.nameservers = [ip]
+    res.lifetime = 5
+    return res
+
+
+def test_dns_on_both_servers(cluster):
+    for domain in ("example.test", "sales.test"):
+        serials = wait_for(
+            lambda d=domain: (
+                s
+                if len(
+                    s := {
+                        _resolver(ip).resolve(d, "SOA")[0].serial
+                        for ip in (NODE_IPS["ns1"], NODE_IPS["ns2"])
+                    }
+                )
+                == 1
+                else None
+            ),
+            30,
+        )
+        assert len(serials) == 1
+        for ip in (NODE_IPS["ns1"], NODE_IPS["ns2"]):
+            res = _resolver(ip)
+            mx = {(r.preference, r.exchange.to_text()) for r in res.resolve(domain, "MX")}
+            assert mx == {(10, f"mx1.{domain}."), (10, f"mx2.{domain}.")}
+            rr = {r.address for r in res.resolve(f"mail.{domain}", "A")}
+            assert rr == set(SERVICE_IPS.values())
+            txt = [b"".join(r.strings).decode() for r in res.resolve(domain, "TXT")]
+            assert "v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all" in txt
+
+
+def test_replication_row_reaches_the_replica(cluster):
+    token = uuid.uuid4().hex
+    sql = (
+        "CREATE DATABASE IF NOT EXISTS mc_repl_test;"
+        "CREATE TABLE IF NOT EXISTS mc_repl_test.probe (token VARCHAR(64) PRIMARY KEY);"
+        f"INSERT INTO mc_repl_test.probe VALUES ('{token}');"
+    )
+    proc = cluster.run("ns1", "mysql", "-e", sql)
+    assert proc.returncode == 0, proc.stderr
+    wait_for(
+        lambda: (
+            token
+            in cluster.run(
+                "ns2",
+                "mysql",
+                "-N",
+                "-e",
+                f"SELECT token FROM mc_repl_test.probe WHERE token='{token}'",
+            ).stdout
+        ),
+        30,
+    )
+    ro = cluster.run("ns2", "mysql", "-N", "-e", "SELECT @@read_only")
+    assert ro.stdout.strip() == "1"
+
+
+def test_sql_users_are_read_only(cluster):
+    proc = cluster.run("ns1", "mysql", "-N", "-e", "SHOW GRANTS FOR 'postfix'@'10.88.0.11'")
+    assert proc.returncode == 0, proc.stderr
+    grants = proc.stdout
+    assert "GRANT SELECT ON `postfixadmin`.`mailbox`" in grants
+    assert "INSERT" not in grants and "ALL PRIVILEGES" not in grants
+
+
+def test_postfixadmin_login_page(cluster):
+    status, body = http_get(f"https://{NODE_IPS['ns1']}/postfixadmin/login.php")
+    assert status == 200 and "fUsername" in body
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="Debian's chromium is not installed")
+def test_roundcube_login_in_a_browser(cluster, tmp_path):
+    subject = f"webmail-{uuid.uuid4().hex[:8]}"
+    send_mail(SERVICE_IPS["mx1"], "alice@example.test", subject)
+    wait_for(lambda: subject in imap_subjects(NODE_IPS["mx1"], "alice@example.test"), 60)
+    text = roundcube_login_sees(
+        f"https://{NODE_IPS['ns1']}/roundcube/",
+        "alice@example.test",
+        PASSWORDS["alice@example.test"],
+        subject,
+        str(tmp_path / "roundcube-inbox.png"),
+    )
+    assert subject in text
+
+
+ADDED = """\
+mailcluster:
+  domains:
+    added.test:
+      description: added by the lab test
+      mailboxes:
+        - name: erin
+        - name: frank{frank_absent}
+  secrets:
+    mailboxes:
+      erin@added.test: erin-lab-pw
+      frank@added.test: frank-lab-pw
+"""
+
+
+def test_added_domain_gets_dns_and_mail(cluster):
+    PASSWORDS["erin@added.test"] = "erin-lab-pw"
+    try:
+        LOCAL_PILLAR.write_text(ADDED.format(frank_absent=""))
+        cluster.salt("*", "saltutil.refresh_pillar", timeout=120)
+        ret, seconds = apply_all(cluster)
+        RESULTS["add_domain"] = {"seconds": round(seconds, 1)}
+        failed, _ = summarize(ret)
+        assert not failed, "\n".join(failed)
+        for ip in (NODE_IPS["ns1"], NODE_IPS["ns2"]):
+            wait_for(lambda i=ip: _resolver(i).resolve("added.test", "MX"), 30)
+            rr = {r.address for r in _resolver(ip).resolve("mail.added.test", "A")}
+            assert rr == set(SERVICE_IPS.values())
+        subject = f"new-domain-{uuid.uuid4().hex[:8]}"
+        send_mail(SERVICE_IPS["mx2"], "erin@added.test", subject)
+        wait_for(lambda: subject in imap_subjects(NODE_IPS["mx1"], "erin@added.test"), 60)
+        count = "SELECT COUNT(*) FROM postfixadmin.mailbox WHERE username='frank@added.test'"
+        assert cluster.run("ns1", "mysql", "-N", "-e", count).stdout.strip() == "1"
+        # a mailbox marked absent is removed
+        LOCAL_PILLAR.write_text(ADDED.format(frank_absent="\n          absent: true"))
+        cluster.salt("*", "saltutil.refresh_pillar", timeout=120)
+        ret, _ = apply_all(cluster, "db.primary", target="ns1", expect=("ns1",))
+        failed, _ = summarize(ret)
+        assert not failed, "\n".join(failed)
+        assert cluster.run("ns1", "mysql", "-N", "-e", count).stdout.strip() == "0"
+    finally:
+        LOCAL_PILLAR.unlink(missing_ok=True)
+        cluster.salt("*", "saltutil.refresh_pillar", timeout=120)
