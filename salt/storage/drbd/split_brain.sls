@@ -23,7 +23,8 @@ storage-drbd-split-brain-event-event-send:
 
 storage-drbd-split-brain-detected-test-fail_without_changes:
   test.fail_without_changes:
-    - name: >-
+    - name: drbd-split-brain-{{ d.resource }}
+    - comment: >-
         DRBD resource {{ d.resource }} is in split brain on {{ storage.node }}: left
         StandAlone, no data discarded. Set pillar storage:drbd:split_brain_victim to the node
         whose changes must be discarded, or resolve it by hand.

@@ -9,5 +9,4 @@ storage-shared-path-clean-mount-point-file-absent:
 storage-shared-path-clean-mount-point-mount-unmounted:
   mount.unmounted:
     - name: {{ storage.mount_point }}
-    - device: {{ storage.shared_path.source }}
 {%- endif %}

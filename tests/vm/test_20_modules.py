@@ -1,0 +1,294 @@
+"""Short vm tier: every public function of the drbd and o2cb modules, on the real guests.
+
+Runs on the converged pair (test_10_storage). Functions that change the live cluster run
+on mx2 inside a window where its OCFS2 mount is taken away; the storage role is applied on
+mx2 afterwards and must bring it back to dual primary and mounted.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
+
+#: every public function of each module, and the test below that calls it
+COVERED = {
+    "drbd": {
+        "version",
+        "config",
+        "resources",
+        "status",
+        "role",
+        "cstate",
+        "dstate",
+        "has_metadata",
+        "createmd",
+        "up",
+        "down",
+        "adjust",
+        "primary",
+        "secondary",
+        "connect",
+        "disconnect",
+        "is_synced",
+        "wait_sync",
+        "check_config",
+        "split_brain",
+    },
+    "o2cb": {
+        "list_clusters",
+        "cluster_info",
+        "list_nodes",
+        "cluster_status",
+        "add_cluster",
+        "remove_cluster",
+        "add_node",
+        "remove_node",
+        "heartbeat_mode",
+        "register_cluster",
+        "unregister_cluster",
+        "mounted",
+        "fs_info",
+        "mkfs",
+        "timeouts",
+        "set_timeouts",
+    },
+}
+
+
+@pytest.mark.parametrize("module", sorted(COVERED))
+def test_every_public_function_is_covered(vm, storage_applied, module):
+    (listed,) = vm.rets("mx1", [["sys.list_functions", [module]]])
+    public = {f.split(".", 1)[1] for f in listed}
+    assert public, f"{module} module not loaded in the guest"
+    assert public <= COVERED[module], f"not exercised here: {sorted(public - COVERED[module])}"
+
+
+def test_drbd_read_functions(vm, storage_applied):
+    vm["mx1"].run("printf 'resource bad {\\n  net { protocol Q; }\\n}\\n' > /tmp/bad.res")
+    for name in vm.names:
+        (
+            version,
+            config,
+            resources,
+            role,
+            cstate,
+            dstate,
+            has_md,
+            synced,
+            waited,
+            status,
+            sb,
+            ok,
+        ) = vm.rets(
+            name,
+            [
+                ["drbd.version"],
+                ["drbd.config"],
+                ["drbd.resources"],
+                ["drbd.role", [RESOURCE]],
+                ["drbd.cstate", [RESOURCE]],
+                ["drbd.dstate", [RESOURCE]],
+                ["drbd.has_metadata", [RESOURCE]],
+                ["drbd.is_synced", [RESOURCE]],
+                ["drbd.wait_sync", [RESOURCE], {"timeout": 10}],
+                ["drbd.status"],
+                ["drbd.split_brain", [RESOURCE]],
+                ["drbd.check_config", [f"/etc/drbd.d/{RESOURCE}.res"]],
+            ],
+        )
+        assert "8.4." in str(version.get("kernel")), version
+        assert str(version.get("utils", "")).startswith("9."), version
+        assert sorted(config[RESOURCE]["hosts"]) == ["mx1", "mx2"], config
+        assert config[RESOURCE]["options"]["net"]["protocol"] == "C", config
+        assert resources == [RESOURCE]
+        assert role == {"local": "Primary", "peer": "Primary"}
+        assert cstate == "Connected"
+        assert dstate == {"local": "UpToDate", "peer": "UpToDate"}
+        assert has_md is True and synced is True and waited is True
+        assert RESOURCE in status
+        assert sb["split_brain"] is False and sb["connection"] == "Connected", sb
+        assert ok == {"valid": True, "resources": [RESOURCE], "error": None}
+    bad, role_err, createmd, still = vm.calls(
+        "mx1",
+        [
+            ["drbd.check_config", ["/tmp/bad.res"]],
+            ["drbd.role", ["nosuch"]],
+            ["drbd.createmd", [RESOURCE]],
+            ["drbd.is_synced", [RESOURCE]],
+        ],
+    )
+    assert bad["ok"] and bad["ret"]["valid"] is False and bad["ret"]["error"], bad
+    # errors name what is wrong, and existing metadata is never overwritten
+    assert not role_err["ok"] and "nosuch" in role_err["error"], role_err
+    assert not createmd["ok"] and RESOURCE in createmd["error"], createmd
+    assert still["ret"] is True
+
+
+def test_o2cb_read_functions(vm, storage_applied):
+    nodes = {
+        "mx1": {"number": 1, "ip_address": "10.99.0.11", "ip_port": 7777},
+        "mx2": {"number": 2, "ip_address": "10.99.0.12", "ip_port": 7777},
+    }
+    for name in vm.names:
+        clusters, listed, info, status, fs, timeouts = vm.rets(
+            name,
+            [
+                ["o2cb.list_clusters"],
+                ["o2cb.list_nodes", [CLUSTER]],
+                ["o2cb.cluster_info", [CLUSTER]],
+                ["o2cb.cluster_status", [CLUSTER]],
+                ["o2cb.fs_info", [DEVICE]],
+                ["o2cb.timeouts"],
+            ],
+        )
+        assert CLUSTER in clusters
+        assert listed == nodes
+        assert info["nodes"] == nodes and info["heartbeat_mode"] == "local", info
+        assert status == {"name": CLUSTER, "online": True}
+        assert (fs["type"], fs["label"], fs["cluster"]) == ("ocfs2", "vmail", CLUSTER), fs
+        assert timeouts == {
+            "dead_threshold": 31,
+            "idle_timeout_ms": 30000,
+            "keepalive_delay_ms": 2000,
+            "reconnect_delay_ms": 2000,
+        }
+    missing, err = vm.calls(
+        "mx1", [["o2cb.cluster_info", ["nosuch"]], ["o2cb.list_nodes", ["nosuch"]]]
+    )
+    assert missing["ok"] and missing["ret"] is None, missing
+    assert not err["ok"] and "nosuch" in err["error"], err
+
+
+def test_o2cb_config_functions_on_a_scratch_file(vm, storage_applied):
+    g = "mx1"
+    cf = {"config_file": "/tmp/scratch-cluster.conf"}
+    path = {"path": "/tmp/scratch-o2cb"}
+    vm[g].run(
+        "rm -f /tmp/scratch-cluster.conf; printf 'O2CB_ENABLED=true\\n' > /tmp/scratch-o2cb",
+        check=True,
+    )
+    out = vm.calls(
+        g,
+        [
+            ["o2cb.list_clusters", [], cf],
+            ["o2cb.add_cluster", ["scratch"], cf],
+            ["o2cb.add_cluster", ["scratch"], cf],
+            ["o2cb.add_node", ["scratch", "n7", "10.0.0.7"], {"number": 7, **cf}],
+            ["o2cb.add_node", ["scratch", "n3", "10.0.0.3"], {"port": 7778, "number": 3, **cf}],
+            ["o2cb.list_nodes", ["scratch"], cf],
+            ["o2cb.heartbeat_mode", ["scratch"], cf],
+            ["o2cb.heartbeat_mode", ["scratch", "global"], cf],
+            ["o2cb.cluster_info", ["scratch"], cf],
+            ["o2cb.remove_node", ["scratch", "n7"], cf],
+            ["o2cb.list_nodes", ["scratch"], cf],
+            ["o2cb.remove_cluster", ["scratch"], cf],
+            ["o2cb.list_clusters", [], cf],
+            ["o2cb.list_nodes", [CLUSTER]],
+            ["o2cb.set_timeouts", [], {"dead_threshold": 11, "idle_timeout_ms": 10000, **path}],
+            ["o2cb.set_timeouts", [], {"dead_threshold": 11, **path}],
+            ["o2cb.timeouts", [], path],
+        ],
+    )
+    rets = [o["ret"] for o in out]
+    assert rets[0] == [] and out[1]["ok"], out[:2]
+    assert not out[2]["ok"] and "scratch" in out[2]["error"], out[2]
+    assert out[3]["ok"] and out[4]["ok"], out[3:5]
+    assert rets[5] == {
+        "n3": {"number": 3, "ip_address": "10.0.0.3", "ip_port": 7778},
+        "n7": {"number": 7, "ip_address": "10.0.0.7", "ip_port": 7777},
+    }
+    assert rets[6] == "local" and rets[7] == "global"
+    assert rets[8]["heartbeat_mode"] == "global"
+    assert out[9]["ok"] and list(rets[10]) == ["n3"]
+    assert out[11]["ok"] and rets[12] == []
+    # the live cluster.conf was not touched
+    assert sorted(rets[13]) == ["mx1", "mx2"]
+    assert rets[14] == {
+        "dead_threshold": {"old": 31, "new": 11},
+        "idle_timeout_ms": {"old": 30000, "new": 10000},
+    }
+    assert rets[15] == {} and rets[16]["dead_threshold"] == 11
+    assert "O2CB_ENABLED=true" in vm[g].run("cat /tmp/scratch-o2cb").stdout
+
+
+def test_o2cb_mkfs_on_a_loop_device(vm, storage_applied):
+    g = vm["mx1"]
+    loop = g.run(
+        "modprobe loop && truncate -s 64M /root/scratch.img && losetup -f --show /root/scratch.img",
+        check=True,
+    ).stdout.strip()
+    try:
+        args = [loop, CLUSTER, "scratch", 2]
+        before, made, fs, again = vm.calls(
+            "mx1",
+            [
+                ["o2cb.fs_info", [loop]],
+                ["o2cb.mkfs", args, {"journal_size": "4M"}],
+                ["o2cb.fs_info", [loop]],
+                ["o2cb.mkfs", args, {"journal_size": "4M"}],
+            ],
+        )
+        assert before["ok"] and before["ret"] is None, before
+        assert made["ok"] and made["ret"] is True, made
+        assert (fs["ret"]["type"], fs["ret"]["label"]) == ("ocfs2", "scratch"), fs
+        assert not again["ok"] and "refusing" in again["error"], again
+    finally:
+        g.run(f"losetup -d {loop}; rm -f /root/scratch.img")
+
+
+def test_lifecycle_functions_on_mx2_then_role_restores(vm, storage_applied):
+    """secondary/disconnect/connect/adjust/down/up/primary, unregister/register on mx2."""
+    vm["mx2"].run(f"umount {MOUNT}", check=True, timeout=120)
+    try:
+        r = [RESOURCE]
+        out = vm.calls(
+            "mx2",
+            [
+                ["drbd.secondary", r],
+                ["drbd.role", r],
+                ["drbd.disconnect", r],
+                ["drbd.cstate", r],
+                ["drbd.split_brain", r],
+                ["drbd.connect", r],
+                ["__wait__", "drbd.cstate", r, {}, "Connected", 90],
+                ["drbd.adjust", r],
+                ["drbd.down", r],
+                ["drbd.status", r],
+                ["drbd.role", r],
+                ["drbd.cstate", r],
+                ["drbd.dstate", r],
+                ["drbd.has_metadata", r],
+                ["drbd.up", r],
+                ["drbd.wait_sync", r, {"timeout": 120}],
+                ["drbd.primary", r],
+                ["drbd.role", r],
+                ["o2cb.unregister_cluster", [CLUSTER]],
+                ["o2cb.cluster_status", [CLUSTER]],
+                ["o2cb.register_cluster", [CLUSTER]],
+                ["o2cb.cluster_status", [CLUSTER]],
+            ],
+        )
+        bad = [o for o in out if not o["ok"]]
+        assert not bad, bad
+        rets = [o["ret"] for o in out]
+        assert rets[0] is True and rets[1] == {"local": "Secondary", "peer": "Primary"}
+        assert rets[2] is True and rets[3] == "StandAlone"
+        assert rets[4]["split_brain"] is False
+        assert rets[5] is True and rets[6] == "Connected" and rets[7] is True
+        assert rets[8] is True and rets[9][RESOURCE]["up"] is False
+        assert rets[10] == {"local": "Unconfigured", "peer": None}
+        assert rets[11] == "Unconfigured"
+        assert rets[12]["local"] in ("Consistent", "UpToDate"), rets[12]
+        assert rets[13] is True
+        assert rets[14] is True and rets[15] is True
+        assert rets[16] is True and rets[17]["local"] == "Primary"
+        assert rets[18] is True and rets[19]["online"] is False
+        assert rets[20] is True and rets[21]["online"] is True
+    finally:
+        ret = vm.apply("mx2")
+    assert not failed_states(ret), failed_states(ret)
+    changed = changed_states(ret)
+    assert list(changed) == ["mount_|-storage-mount-volume-mount-mounted_|-/var/vmail_|-mounted"]
+    assert vm.rets("mx2", [["drbd.role", [RESOURCE]]]) == [{"local": "Primary", "peer": "Primary"}]
+    token = vm["mx1"].run(f"date +%s%N | tee {MOUNT}/after-restore", check=True).stdout
+    assert vm["mx2"].run(f"cat {MOUNT}/after-restore", check=True).stdout == token
