@@ -95,6 +95,8 @@ _FALLBACK_DEFAULTS = {
     "lock_timeout": 20,
     "health_services": ["heartbeat", "postfix", "dovecot"],
     "health_wait": 30.0,
+    "restart_heartbeat": True,
+    "reconcile_verify_timeout": 10.0,
     "repair_ip": True,
     "ip_grace": 3.0,
     "set_grain": True,
@@ -374,9 +376,10 @@ def _call(minion, fun, arg=(), timeout=1.0, kwarg=None):
             client.destroy()
 
 
-def _master_witness(ctx, node, result, stop):
+def _master_witness(ctx, node, result, stop, timeout=None):
     t0 = time.monotonic()
-    answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
+    timeout = timeout or ctx.settings["verify_timeout"]
+    answered, ret, _ = _call(node, "test.ping", timeout=timeout)
     result["master"] = {
         "answered": bool(answered and ret is True),
         "seconds": round(time.monotonic() - t0, 3),
@@ -421,11 +424,18 @@ def _peer_witness(ctx, node, result, stop):
     }
 
 
-def _verify_lost(ctx, node):
-    """Both witnesses, in parallel. Returns ``(lost, reason, witnesses)``."""
+def _verify_lost(ctx, node, slow=False):
+    """
+    Both witnesses, in parallel. Returns ``(lost, reason, witnesses)``. ``slow``: no event
+    says the node just died (reconcile), so the master gives it ``reconcile_verify_timeout``:
+    minions reconnecting after a master restart are not taken for dead.
+    """
     result, stop = {}, threading.Event()
+    timeout = ctx.settings.get("reconcile_verify_timeout") if slow else None
     threads = [
-        threading.Thread(target=_master_witness, args=(ctx, node, result, stop), daemon=True),
+        threading.Thread(
+            target=_master_witness, args=(ctx, node, result, stop, timeout), daemon=True
+        ),
         threading.Thread(target=_peer_witness, args=(ctx, node, result, stop), daemon=True),
     ]
     for th in threads:
@@ -786,7 +796,7 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                 answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
                 if answered and ret is True:
                     return {"node": node, "result": "noop", "reason": f"{node} answers"}
-            lost, reason, witnesses = _verify_lost(ctx, node)
+            lost, reason, witnesses = _verify_lost(ctx, node, slow=trigger == "reconcile")
             if not lost:
                 if not quiet or claim == "lost":
                     _fire(
@@ -821,9 +831,22 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
             # (a minion that has just connected may not take jobs yet: same for presence "new")
             deadline = time.monotonic() + float(ctx.settings.get("health_wait") or 0)
             just_back = trigger in ("presence", "beacon") and claim == "back"
+            restarted = False
             while not ok and ((health.get("node") or {}).get("answered") or just_back):
                 if time.monotonic() >= deadline:
                     break
+                services = (health.get("node") or {}).get("services") or {}
+                if (
+                    ctx.settings.get("restart_heartbeat")
+                    and not restarted
+                    and services.get("heartbeat") not in (None, "active", "activating")
+                    and all(v == "active" for k, v in services.items() if k != "heartbeat")
+                ):
+                    # heartbeat 3 shuts itself down on one side when a partition heals
+                    # ("returning after partition"): start it again, nothing else is missing
+                    restarted = True
+                    _call(node, "service.start", ["heartbeat"], timeout=15.0)
+                    health["heartbeat_restarted"] = True
                 time.sleep(0.3)
                 ok, reason, health = _healthy(ctx, node)
             if not ok:

@@ -76,6 +76,7 @@ PILLAR = {
             "repair_ip": False,
             "set_grain": False,
             "pillar_cache": 0,
+            "reconcile_verify_timeout": 3.0,
         },
     }
 }

@@ -152,6 +152,9 @@ def steady(lab, timeout: float = 180) -> None:
     """Both mail nodes up and answering, each holding its own IP, DNS as pillar says."""
     for node in ("mx1", "mx2"):
         lab.ensure_running(node)
+    for node in ("mx1", "mx2"):
+        # heartbeat 3 may have shut itself down on one side after a healed partition
+        lab.run(node, "systemctl", "start", "heartbeat", timeout=60)
     wait_for(lambda: dns_restored(), timeout, interval=0.5, what="DNS restored")
 
     def home():
