@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
+from vmtools import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
 
 
 def test_first_apply_converges(vm, storage_applied):

@@ -8,7 +8,7 @@ mx2 afterwards and must bring it back to dual primary and mounted.
 from __future__ import annotations
 
 import pytest
-from conftest import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
+from vmtools import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
 
 #: every public function of each module, and the test below that calls it
 COVERED = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import MOUNT, RESOURCE, changed_states, failed_states
+from vmtools import MOUNT, RESOURCE, changed_states, failed_states
 
 pytestmark = pytest.mark.vmfull
 

@@ -1,0 +1,135 @@
+"""Helpers and constants of the vm tier (imported by conftest.py and the tests).
+
+Kept out of conftest.py so that tests import them by a unique module name.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "lab" / "vm"))
+
+import runner  # noqa: E402
+
+PILLAR_ROOT = f"{runner.GUEST_REPO}/tests/vm/pillar"
+RESOURCE = "r0"
+DEVICE = "/dev/drbd0"
+MOUNT = "/var/vmail"
+CLUSTER = "vmstore"
+PY = "/opt/mc-venv/bin/python"
+GUEST_TESTS = f"{runner.GUEST_REPO}/tests/vm"
+EVENT_LOG = "/var/log/mc-events.log"
+
+
+class VMCluster:
+    """The booted pair plus helpers the tests share."""
+
+    def __init__(self, pair: runner.Pair):
+        self.pair = pair
+        self.timings: dict[str, float] = {}
+
+    def __getitem__(self, name: str) -> runner.Guest:
+        return self.pair[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.pair.guests)
+
+    def setup_salt(self, guest: runner.Guest) -> None:
+        guest.configure_salt(PILLAR_ROOT)
+        guest.salt_call("saltutil.sync_all saltenv=base", timeout=300, check=True)
+        self.start_event_sink(guest)
+
+    def start_event_sink(self, guest: runner.Guest) -> None:
+        """Listen on the minion event socket (no salt-minion runs): see event_sink.py."""
+        path = guest.run(
+            f"{PY} -c 'import os, salt.config, salt.transport.base as b; "
+            'o = salt.config.minion_config("/etc/salt/minion"); '
+            'print(os.path.join(o["sock_dir"], "minion_event_%s_pull.ipc" '
+            '% b._minion_hash(hash_type=o["hash_type"], minion_id=o["id"])))\'',
+            check=True,
+        ).stdout.strip()
+        guest.run(
+            f"nohup python3 {GUEST_TESTS}/event_sink.py {path} {EVENT_LOG} "
+            ">/dev/null 2>&1 </dev/null &",
+            check=True,
+        )
+
+    def events(self, name: str) -> bytes:
+        """Raw frames of the events fired in a guest so far."""
+        res = self[name].run(f"cat {EVENT_LOG} 2>/dev/null | base64 -w0")
+        return base64.b64decode(res.stdout or "")
+
+    def calls(self, name: str, items: list, timeout: float = 900) -> list[dict]:
+        """Many execution functions in one process (see guest_call.py); one result each."""
+        res = self[name].run(
+            f"{PY} {GUEST_TESTS}/guest_call.py", stdin=json.dumps(items), timeout=timeout
+        )
+        try:
+            out = json.loads(res.stdout)
+        except ValueError as exc:
+            raise runner.GuestCommandError(res) from exc
+        return out
+
+    def rets(self, name: str, items: list, timeout: float = 900) -> list:
+        """Like calls(), but every call must succeed: returns the return values."""
+        out = self.calls(name, items, timeout=timeout)
+        bad = [o for o in out if not o["ok"]]
+        assert not bad, f"{name}: {bad}"
+        return [o["ret"] for o in out]
+
+    def apply(self, name: str, pillar: dict | None = None, sls: str = "storage") -> dict:
+        """``state.apply`` in one guest; returns the state return dict (raises if unparsable)."""
+        t0 = time.monotonic()
+        res, data = self[name].salt_call(f"state.apply {sls}", timeout=1200, pillar=pillar)
+        self.timings[f"apply_{name}"] = round(time.monotonic() - t0, 1)
+        if not isinstance(data, dict):
+            raise AssertionError(f"state.apply on {name}: no state return\n{res}")
+        return data
+
+    def apply_both(self, pillar: dict | None = None, sls: str = "storage") -> dict[str, dict]:
+        """Apply on mx1 and mx2 at the same time (the pair needs each other to converge)."""
+        out: dict[str, dict] = {}
+        errors: dict[str, BaseException] = {}
+
+        def one(name: str) -> None:
+            try:
+                out[name] = self.apply(name, pillar=pillar, sls=sls)
+            except BaseException as exc:
+                errors[name] = exc
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in self.names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise next(iter(errors.values()))
+        return out
+
+    def call(self, name: str, fun: str, *args: str, check: bool = True, timeout: float = 300):
+        """``salt-call --local FUN ARGS`` in a guest; returns the ``local`` value."""
+        res, data = self[name].salt_call(" ".join([fun, *args]), timeout=timeout)
+        if check and res.rc != 0:
+            raise runner.GuestCommandError(res)
+        return data
+
+    def call_error(self, name: str, fun: str, *args: str) -> str:
+        """Call a function that must fail; returns its error text."""
+        res, data = self[name].salt_call(" ".join([fun, *args]))
+        assert res.rc != 0, f"{fun} {args} on {name} should have failed: {data!r}"
+        return json.dumps(data) + res.stdout + res.stderr
+
+
+def failed_states(ret: dict) -> dict:
+    return {k: v for k, v in ret.items() if not v.get("result")}
+
+
+def changed_states(ret: dict) -> dict:
+    return {k: v["changes"] for k, v in ret.items() if v.get("changes")}
