@@ -524,7 +524,10 @@ def _web_facts(mc, name):
         # one service IP is enough: heartbeat moves it to the peer when its node fails
         "mail_host": mc["nodes"][imap]["service_ip"] if imap else None,
         "mail_tls_name": f"mail.{mc['cluster']['domain']}",
-        "graph_hosts": [{"name": n, "ip": mc["nodes"][n]["ip"]} for n in mail_nodes],
+        "graph_hosts": [
+            {"name": n, "ip": mc["nodes"][n]["ip"], "port": _graphs_port()}
+            for n in nodes_with("graphs", pl)
+        ],
         "db": {
             "roundcube": secrets["db"]["roundcube"],
             "postfixadmin": secrets["db"]["postfixadmin"],
@@ -536,7 +539,17 @@ def _web_facts(mc, name):
     }
 
 
+def _graphs_port():
+    return int(_dig(__pillar__, "graphs", "port") or 8081)
+
+
+def _graphs_facts(mc, name):
+    # served under the path the web role proxies, so the CGI's own links work through it
+    return {"ip": mc["nodes"][name]["ip"], "port": _graphs_port(), "path": f"/graphs/{name}/"}
+
+
 _FACTS = {
+    "graphs": _graphs_facts,
     "common": _common_facts,
     "db": _db_facts,
     "mail": _mail_facts,

@@ -215,6 +215,14 @@ def test_postfixadmin_login_page(cluster):
     assert status == 200 and "fUsername" in body
 
 
+@pytest.mark.parametrize("node", ["mx1", "mx2"])
+def test_mailgraph_through_the_web_node(cluster, node):
+    status, body = http_get(f"https://{NODE_IPS['ns1']}/graphs/{node}/")
+    assert status == 200 and f"Mail statistics for {node}" in body
+    status, png = http_get(f"https://{NODE_IPS['ns1']}/graphs/{node}/mailgraph.cgi?0-n")
+    assert status == 200 and png.startswith("\ufffdPNG")
+
+
 @pytest.mark.skipif(chromium_binary() is None, reason="Debian's chromium is not installed")
 def test_roundcube_login_in_a_browser(cluster, tmp_path):
     subject = f"webmail-{uuid.uuid4().hex[:8]}"

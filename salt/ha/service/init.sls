@@ -10,3 +10,12 @@ ha-service-heartbeat-service-running:
     - reload: true
     - watch:
       - sls: ha.config
+
+# the daemon answers cl_status (issue 3's heartbeat state); the peer is not waited for, so
+# highstate still works on the survivor while the other node is down
+ha-service-heartbeat-heartbeat-running:
+  heartbeat.running:
+    - name: {{ ha.service }}
+    - timeout: 30
+    - require:
+      - service: ha-service-heartbeat-service-running
