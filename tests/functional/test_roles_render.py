@@ -50,14 +50,17 @@ def reports(tmp_path_factory):
                 (REPO / "salt" / role / "parameters" / "defaults.yaml").read_text()
             )
             calls.append(["mailcluster.mapdata", role, defaults])
+        calls += [["state.show_sls", f"{role}.clean"] for role in MAP_ROLES[node]]
         res = run_node(tmp_path_factory.mktemp(node), node, calls)
+        n_maps = len(MAP_ROLES[node])
         out[node] = {
             "top": res[0],
             "top_sls": res[1],
             "errors": res[2],
             "high": res[3],
             "templates": {k: v["text"] for k, v in res[4].items()},
-            "maps": dict(zip(MAP_ROLES[node], res[5:], strict=True)),
+            "maps": dict(zip(MAP_ROLES[node], res[5 : 5 + n_maps], strict=True)),
+            "clean": dict(zip(MAP_ROLES[node], res[5 + n_maps :], strict=True)),
         }
     return out
 
@@ -83,6 +86,13 @@ def test_highstate_renders(reports, node):
             continue  # not this suite's role
         assert state_id.startswith(role + "-"), state_id
         assert "/" not in state_id, state_id
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_clean_renders(reports, node):
+    for role, high in reports[node]["clean"].items():
+        assert isinstance(high, dict) and high, (role, high)
+        assert all(k.startswith(f"{role}-clean-") for k in high), list(high)
 
 
 @pytest.mark.parametrize("node", NODES)

@@ -1,0 +1,24 @@
+{%- from "common/map.jinja" import mapdata as mail with context %}
+# Undo mail: stop postfix and dovecot, remove the SQL maps and credentials. Maildirs are kept.
+
+mail-clean-postfix-service-dead:
+  service.dead:
+    - name: {{ mail.postfix.service }}
+    - enable: false
+
+mail-clean-dovecot-service-dead:
+  service.dead:
+    - name: {{ mail.dovecot.service }}
+    - enable: false
+
+mail-clean-postfix-sql-file-absent:
+  file.absent:
+    - name: {{ mail.postfix.sql_dir }}
+    - require:
+      - service: mail-clean-postfix-service-dead
+
+mail-clean-dovecot-sql-file-absent:
+  file.absent:
+    - name: /etc/dovecot/dovecot-sql.conf.ext
+    - require:
+      - service: mail-clean-dovecot-service-dead
