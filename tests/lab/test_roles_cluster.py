@@ -8,6 +8,7 @@ tests/lab/conftest.py; mail clients and the browser driver are in _roles_helpers
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -29,8 +30,15 @@ from _roles_helpers import (
 
 pytestmark = pytest.mark.lab
 
-SERVICE_IPS = {"mx1": "10.88.0.111", "mx2": "10.88.0.112"}
-NODE_IPS = {"mx1": "10.88.0.11", "mx2": "10.88.0.12", "ns1": "10.88.0.21", "ns2": "10.88.0.22"}
+# the lab pillar's addresses (pillar/topology.sls), on the lab instance's subnet
+SUBNET = os.environ.get("MC_LAB_SUBNET", "10.88.0")
+SERVICE_IPS = {"mx1": f"{SUBNET}.111", "mx2": f"{SUBNET}.112"}
+NODE_IPS = {
+    "mx1": f"{SUBNET}.11",
+    "mx2": f"{SUBNET}.12",
+    "ns1": f"{SUBNET}.21",
+    "ns2": f"{SUBNET}.22",
+}
 RESULTS: dict = {}
 ALL_NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
 
@@ -173,7 +181,8 @@ def test_dns_on_both_servers(cluster):
             rr = {r.address for r in res.resolve(f"mail.{domain}", "A")}
             assert rr == set(SERVICE_IPS.values())
             txt = [b"".join(r.strings).decode() for r in res.resolve(domain, "TXT")]
-            assert "v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all" in txt
+            spf = f"v=spf1 mx ip4:{SERVICE_IPS['mx1']} ip4:{SERVICE_IPS['mx2']} -all"
+            assert spf in txt
 
 
 def test_replication_row_reaches_the_replica(cluster):
@@ -203,7 +212,7 @@ def test_replication_row_reaches_the_replica(cluster):
 
 
 def test_sql_users_are_read_only(cluster):
-    proc = cluster.run("ns1", "mysql", "-N", "-e", "SHOW GRANTS FOR 'postfix'@'10.88.0.11'")
+    proc = cluster.run("ns1", "mysql", "-N", "-e", f"SHOW GRANTS FOR 'postfix'@'{NODE_IPS['mx1']}'")
     assert proc.returncode == 0, proc.stderr
     grants = proc.stdout
     assert "GRANT SELECT ON `postfixadmin`.`mailbox`" in grants
