@@ -1,7 +1,8 @@
 # Pillar top: every node sees the cluster topology (roles come from it, see salt/top.sls),
 # the domains and the secrets. `node` gives each minion its own entry as `mailcluster:node`
 # (targeting: salt -I 'mailcluster:node:roles:mail' ...). `local` is an optional extra file
-# for site or test additions (tests/lab writes one to add a domain).
+# for site additions (not in git); `roles_test` is written and removed by
+# tests/lab/test_roles_cluster.py and bench/converge_bench.py (extra domains) only.
 base:
   '*':
     - topology
@@ -10,4 +11,5 @@ base:
     - storage
     - node
     - local
+    - roles_test
     - ignore_missing: true

@@ -22,7 +22,7 @@ import uuid
 from email.message import EmailMessage
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-LOCAL_PILLAR = REPO / "pillar" / "local.sls"
+LOCAL_PILLAR = REPO / "pillar" / "roles_test.sls"
 PASSWORDS = {
     "alice@example.test": "alice-lab-pw",
     "bob@example.test": "bob-lab-pw",
