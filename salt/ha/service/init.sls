@@ -3,11 +3,12 @@
 include:
   - ha.config
 
+# Debian's heartbeat unit has no reload: a changed ha.cf/haresources/authkeys restarts it
+# (the peer holds this node's service IP meanwhile; auto_failback brings it back)
 ha-service-heartbeat-service-running:
   service.running:
     - name: {{ ha.service }}
     - enable: true
-    - reload: true
     - watch:
       - sls: ha.config
 
