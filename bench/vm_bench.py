@@ -48,6 +48,9 @@ PROFILES = {
         "reconnect_delay_ms": 2000,
     },
 }
+#: DRBD keep-alive per profile: the survivor's writes (o2cb's disk heartbeat too) block until
+#: DRBD notices the dead peer, so it must be well inside o2cb's heartbeat window.
+DRBD = {"default": {}, "short": {"ping_int": 3}}
 
 
 def log(msg: str) -> None:
@@ -79,8 +82,8 @@ def apply_both(pair: runner.Pair, pillar: dict) -> dict[str, dict]:
 
 
 def run_profile(name: str, timeouts: dict) -> dict:
-    pillar = {"storage": {"ocfs2": {"timeouts": timeouts}}}
-    result: dict = {"profile": name, "timeouts": timeouts}
+    pillar = {"storage": {"ocfs2": {"timeouts": timeouts}, "drbd": DRBD.get(name, {})}}
+    result: dict = {"profile": name, "timeouts": timeouts, "drbd": DRBD.get(name, {})}
     with runner.Pair() as pair:
         result["boot_s"] = {g.name: g.boot_seconds for g in pair}
         log(f"{name}: booted {result['boot_s']}")
@@ -120,10 +123,16 @@ def run_profile(name: str, timeouts: dict) -> dict:
         result["configfs_timeouts"] = live
         t_kill = time.monotonic()
         victim.kill()
-        probe = survivor.run(
-            f"echo after-kill > {MOUNT}/probe-after-kill && sync && cat {MOUNT}/lock-mx2",
-            timeout=600,
-        )
+        try:
+            probe = survivor.run(
+                f"echo after-kill > {MOUNT}/probe-after-kill && sync && cat {MOUNT}/lock-mx2",
+                timeout=600,
+            )
+        except ConnectionError:
+            result["error"] = "the survivor fenced itself (o2cb heartbeat write timeout)"
+            result["console_tail"] = survivor.console_tail(6)
+            log(f"{name}: {result['error']}")
+            return result
         pause = round(time.monotonic() - t_kill, 1)
         result["io_pause_s"] = pause
         result["probe_rc"] = probe.rc

@@ -310,6 +310,16 @@ class Guest:
             self._pending.clear()
 
     def _read_loop(self, s: socket.socket) -> None:
+        try:
+            self._read_replies(s)
+        finally:
+            # the guest is gone (killed, or it fenced itself): fail what still waits
+            with self._lock:
+                for box in self._pending.values():
+                    box["event"].set()
+                self._pending.clear()
+
+    def _read_replies(self, s: socket.socket) -> None:
         buf = b""
         while True:
             try:
