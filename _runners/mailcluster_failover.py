@@ -763,8 +763,10 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
     """
     t_start = _now()
     base = _audit_base(trigger, tag, data, claim)
-    pil = _pillar(node if node else None)
+    timing = base["timing"] = {}
+    pil = _pillar()
     ctx = _Ctx(pil)
+    timing["pillar"] = round(_now() - t_start, 3)
     if node not in ctx.mail_nodes:
         if not quiet and trigger in ("beacon", "manual"):
             _fire(node, "refused", dict(base, reason=f"{node} is not a mail node in pillar"))
@@ -776,10 +778,12 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
             _fire(node, "refused", dict(base, reason=reason))
             return {"node": node, "result": "refused", "reason": reason}
 
+        t0 = _now()
         zones_list = sorted(ctx.zones(set()))
         actual, dns_errors = ({}, {})
         if ctx.dns_primary:
             actual, dns_errors = _dns_actual(ctx, zones_list)
+        timing["dns_read"] = round(_now() - t0, 3)
         if ctx.dns_primary and (dns_errors or not actual):
             # cannot read the truth: remember the last known set; _act refuses to change
             withdrawn_now = set(_load_state().get("_withdrawn") or [])
@@ -796,7 +800,9 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                 answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
                 if answered and ret is True:
                     return {"node": node, "result": "noop", "reason": f"{node} answers"}
+            t0 = _now()
             lost, reason, witnesses = _verify_lost(ctx, node, slow=trigger == "reconcile")
+            timing["verify"] = round(_now() - t0, 3)
             if not lost:
                 if not quiet or claim == "lost":
                     _fire(

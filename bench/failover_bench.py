@@ -254,7 +254,7 @@ def main() -> int:
          f"TSIG update -> secondary {ANCHORS[list(ANCHORS)[-1]]} (no verification)"),
         ("  of which the runner (trigger -> DNS on both)", "runner_failover_seconds", ""),
         ("boot of mx1 -> DNS restored on both", "boot_to_dns_restored", ""),
-        ("  of which the runner (healthy check -> DNS)", "runner_failback_seconds", ""),
+        ("  of which the runner (node back -> healthy -> DNS)", "runner_failback_seconds", ""),
     ]  # fmt: skip
     for label, key, anchor in rows:
         s = summary[key]
