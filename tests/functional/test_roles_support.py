@@ -35,7 +35,7 @@ def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None =
         "log_file": str(tmp / "minion.log"),
         "log_level_logfile": "warning",
         "file_roots": {"base": [str(REPO / "salt"), str(REPO), str(stub)]},
-        "pillar_roots": {"base": [str(pillar_root or REPO / "pillar")]},
+        "pillar_roots": {"base": [str(pillar_root or pillar_copy(tmp, None))]},
         "module_dirs": [str(REPO / "_modules")],
         "states_dirs": [str(REPO / "_states")],
         "grains": {"id": node},
@@ -46,11 +46,17 @@ def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None =
     return salt.client.Caller(mopts=opts)
 
 
-def pillar_copy(tmp: pathlib.Path, extra: str) -> pathlib.Path:
-    """A copy of the lab pillar with ``extra`` as its optional ``local.sls``."""
+# optional pillar files a developer or a lab test may have left in the work tree
+UNTRACKED_PILLAR = ("local.sls", "roles_test.sls")
+
+
+def pillar_copy(tmp: pathlib.Path, extra: str | None) -> pathlib.Path:
+    """A copy of the lab pillar (without local overrides) with ``extra`` as ``local.sls``."""
     root = tmp / "pillar"
-    shutil.copytree(REPO / "pillar", root)
-    (root / "local.sls").write_text(extra)
+    if not root.exists():
+        shutil.copytree(REPO / "pillar", root, ignore=shutil.ignore_patterns(*UNTRACKED_PILLAR))
+    if extra is not None:
+        (root / "local.sls").write_text(extra)
     return root
 
 
