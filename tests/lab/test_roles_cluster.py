@@ -228,7 +228,10 @@ def test_postfixadmin_login_page(cluster):
 def test_mailgraph_through_the_web_node(cluster, node):
     status, body = http_get(f"https://{NODE_IPS['ns1']}/graphs/{node}/")
     assert status == 200 and f"Mail statistics for {node}" in body
-    status, png = http_get(f"https://{NODE_IPS['ns1']}/graphs/{node}/mailgraph.cgi?0-n")
+    # mailgraph makes its RRDs within a minute of the first SMTP traffic (earlier tests)
+    url = f"https://{NODE_IPS['ns1']}/graphs/{node}/mailgraph.cgi?0-n"
+    wait_for(lambda: http_get(url)[0] == 200, 120, interval=5)
+    status, png = http_get(url)
     assert status == 200 and png.startswith("\ufffdPNG")
 
 
