@@ -97,6 +97,7 @@ _FALLBACK_DEFAULTS = {
     "health_wait": 30.0,
     "restart_heartbeat": True,
     "reconcile_verify_timeout": 10.0,
+    "presence_verify_timeout": 0.3,
     "repair_ip": True,
     "ip_grace": 3.0,
     "set_grain": True,
@@ -424,14 +425,20 @@ def _peer_witness(ctx, node, result, stop):
     }
 
 
-def _verify_lost(ctx, node, slow=False):
+def _verify_lost(ctx, node, mode=None):
     """
-    Both witnesses, in parallel. Returns ``(lost, reason, witnesses)``. ``slow``: no event
-    says the node just died (reconcile), so the master gives it ``reconcile_verify_timeout``:
-    minions reconnecting after a master restart are not taken for dead.
+    Both witnesses, in parallel. Returns ``(lost, reason, witnesses)``. The master's ping
+    timeout depends on what started the run (``mode``): ``reconcile`` (no event says the
+    node just died: ``reconcile_verify_timeout``, so minions reconnecting after a master
+    restart are not taken for dead), ``presence`` (the master saw the minion's connection
+    drop: ``presence_verify_timeout`` only confirms it did not come back), else
+    ``verify_timeout``.
     """
     result, stop = {}, threading.Event()
-    timeout = ctx.settings.get("reconcile_verify_timeout") if slow else None
+    timeout = {
+        "reconcile": ctx.settings.get("reconcile_verify_timeout"),
+        "presence": ctx.settings.get("presence_verify_timeout"),
+    }.get(mode)
     threads = [
         threading.Thread(
             target=_master_witness, args=(ctx, node, result, stop, timeout), daemon=True
@@ -801,7 +808,8 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                 if answered and ret is True:
                     return {"node": node, "result": "noop", "reason": f"{node} answers"}
             t0 = _now()
-            lost, reason, witnesses = _verify_lost(ctx, node, slow=trigger == "reconcile")
+            mode = "presence" if trigger == "presence" and claim == "lost" else trigger
+            lost, reason, witnesses = _verify_lost(ctx, node, mode=mode)
             timing["verify"] = round(_now() - t0, 3)
             if not lost:
                 if not quiet or claim == "lost":
