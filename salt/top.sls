@@ -30,6 +30,7 @@ base:
   'mailcluster:node:roles:ha':
     - match: pillar
     - ha
+    - selfheal
   'mailcluster:node:roles:graphs':
     - match: pillar
     - graphs

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import util
 
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 SUITE = "bookworm"
 LOCAL_REPO = "/var/local/mc-debs"
 # Units that stay enabled in the base image; everything else a package enabled is disabled.
@@ -210,9 +210,12 @@ def _make_local_repo(root: Path) -> None:
 def _disable_services(root: Path) -> None:
     """Nodes boot bare: only the units in KEEP_ENABLED stay enabled."""
     wants = root / "etc/systemd/system/multi-user.target.wants"
-    for link in sorted(wants.glob("*")):
-        if link.name not in KEEP_ENABLED:
-            link.unlink()
+    to_disable = sorted(link.name for link in wants.glob("*") if link.name not in KEEP_ENABLED)
+    # `systemctl disable` (offline, --root) also removes Alias= links such as bind9.service ->
+    # named.service; deleting only the wants links would leave the unit "enabled" by its alias,
+    # and Salt's service.enabled would then never create the wants link again.
+    if to_disable:
+        util.run(["systemctl", f"--root={root}", "disable", *to_disable])
     for target in ("sockets.target.wants", "timers.target.wants"):
         for link in (root / "etc/systemd/system" / target).glob("*"):
             if link.name.startswith(("mariadb", "php", "dovecot", "postfix", "bind", "named")):

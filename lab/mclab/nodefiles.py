@@ -62,6 +62,9 @@ log_level_logfile: info
 
 MASTER_CONF = """\
 # Written by the lab (lab/mclab/nodefiles.py). The repo is bind-mounted at /srv/mailcluster.
+# A fixed id: once the roles give the node an FQDN, a derived id would change on a master
+# restart and the master would make itself a new key that no minion trusts.
+id: salt
 interface: 0.0.0.0
 {transport}
 auto_accept: True
