@@ -169,9 +169,10 @@ def write_results(data: dict) -> None:
         def pair_of(d, key="seconds"):
             return "/".join(str(d.get(n, {}).get(key, "-")) for n in ("mx1", "mx2"))
 
+        drbd = ", DRBD ping-int " + str(r["drbd"]["ping_int"]) if r.get("drbd") else ""
         lines.append(
             f"| {r['profile']} ({t['dead_threshold']}/{t['idle_timeout_ms']}/"
-            f"{t['keepalive_delay_ms']}) | {r['boot_s'].get('mx1')}/{r['boot_s'].get('mx2')} "
+            f"{t['keepalive_delay_ms']}{drbd}) | {r['boot_s'].get('mx1')}/{r['boot_s'].get('mx2')} "
             f"| {pair_of(first)} | {pair_of(again)} | {r.get('io_pause_s', r.get('error'))} |"
         )
     lines += [
@@ -211,8 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         "image": image_info,
         "profiles": [],
     }
+    previous = RESULTS / "vm.json"
+    if previous.exists():
+        # a run of some profiles keeps the others' figures (and the last cold build time)
+        old = json.loads(previous.read_text())
+        data["profiles"] = [p for p in old.get("profiles", []) if p["profile"] in PROFILES]
+        if not args.rebuild and old.get("image", {}).get("key") == image_info["key"]:
+            data["image"] = dict(old["image"], cached_lookup_s=image_info["cached_lookup_s"])
     for name in args.profiles.split(","):
+        data["profiles"] = [p for p in data["profiles"] if p["profile"] != name]
         data["profiles"].append(run_profile(name, PROFILES[name]))
+        data["profiles"].sort(key=lambda p: list(PROFILES).index(p["profile"]))
         write_results(data)
     write_results(data)
     log(f"wrote {RESULTS / 'vm.json'} and vm.md")
