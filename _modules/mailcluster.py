@@ -65,19 +65,20 @@ __virtualname__ = "mailcluster"
 
 PILLAR_KEY = "mailcluster"
 
-#: role name in pillar -> SLS it selects (None: no states of its own)
+#: role name in pillar -> the SLS it selects (empty: no states of its own)
 ROLE_SLS = {
-    "common": "common",
-    "db_primary": "db.primary",
-    "db_replica": "db.replica",
-    "dns_primary": "dns.primary",
-    "dns_secondary": "dns.secondary",
-    "storage": "storage",
-    "mail": "mail",
-    "ha": "ha",
-    "graphs": "graphs",
-    "web": "web",
-    "master": None,
+    "common": ["common"],
+    "db_primary": ["db.primary"],
+    "db_replica": ["db.replica"],
+    "dns_primary": ["dns.primary"],
+    "dns_secondary": ["dns.secondary"],
+    "storage": ["storage"],
+    "mail": ["mail"],
+    # the self-healing beacon watches the heartbeat pair, so it comes with the ha role
+    "ha": ["ha", "selfheal"],
+    "graphs": ["graphs"],
+    "web": ["web"],
+    "master": [],
 }
 SLS_ORDER = [
     "common",
@@ -88,6 +89,7 @@ SLS_ORDER = [
     "storage",
     "mail",
     "ha",
+    "selfheal",
     "graphs",
     "web",
 ]
@@ -356,7 +358,7 @@ def top_sls(node=None):
     """
     if validate():
         return ["common.pillar"]
-    wanted = {ROLE_SLS[r] for r in node_roles(node)} - {None}
+    wanted = {sls for role in node_roles(node) for sls in ROLE_SLS[role]}
     return ["common.pillar"] + [sls for sls in SLS_ORDER if sls in wanted]
 
 

@@ -19,8 +19,8 @@ GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 
 EXPECTED_TOP = {
     "salt": ["common.pillar", "common"],
-    "mx1": ["common.pillar", "common", "storage", "mail", "ha", "graphs"],
-    "mx2": ["common.pillar", "common", "storage", "mail", "ha", "graphs"],
+    "mx1": ["common.pillar", "common", "storage", "mail", "ha", "selfheal", "graphs"],
+    "mx2": ["common.pillar", "common", "storage", "mail", "ha", "selfheal", "graphs"],
     "ns1": ["common.pillar", "common", "db.primary", "dns.primary", "web"],
     "ns2": ["common.pillar", "common", "db.replica", "dns.secondary"],
 }
