@@ -17,6 +17,9 @@ import time
 
 import pytest
 
+# Long enough that a salt-run started right after a failover (5-8 s of CLI start-up on a loaded
+# 2-core machine) still falls inside it.
+HOLD_DOWN = 15
 pytestmark = [pytest.mark.integration]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -71,7 +74,7 @@ PILLAR = {
         "selfheal": {
             "verify_timeout": 1.0,
             "witness_wait": 3.0,
-            "hold_down": 4,
+            "hold_down": HOLD_DOWN,
             "health_services": [],
             "repair_ip": False,
             "set_grain": False,
@@ -268,7 +271,7 @@ def test_failover_and_failback_through_presence(master, minions, fake_dir, event
         assert status.data["state"]["_withdrawn"] == ["mx1"]
     finally:
         _set_hb(fake_dir, "mx2", "mx1", "active")
-        time.sleep(4)  # let the hold-down pass
+        time.sleep(HOLD_DOWN + 1)  # let the hold-down pass
         t1 = time.time()
         mx1.start()
     events = _wait(
@@ -331,7 +334,7 @@ def test_master_down_while_mx1_dies(master, minions, fake_dir, event_listener, c
         assert done["witnesses"]["peer"]["says_dead"] is True
     finally:
         _set_hb(fake_dir, "mx2", "mx1", "active")
-        time.sleep(4)
+        time.sleep(HOLD_DOWN + 1)
         t1 = time.time()
         mx1.start()
     _audit_wait(master, "mx1", "failback", t1, 90)

@@ -198,11 +198,17 @@ class NetnsPair(NodePair):
 
     def _anchor(self, node, ns):
         root = self.work / node
+        # The node gets a private /tmp; a checkout that lives under /tmp (CI clones may) is
+        # carried across the over-mount so that salt-call still finds _modules etc.
+        keep_repo, restore_repo = "", ""
+        if str(REPO).startswith("/tmp/"):
+            keep_repo = f"mkdir -p /run/mc-repo && mount --bind {REPO} /run/mc-repo; "
+            restore_repo = f"mkdir -p {REPO} && mount --bind /run/mc-repo {REPO}; "
         setup = (
-            f"hostname {node}; mount -t tmpfs tmpfs /run; mkdir -p /run/lock; "
+            f"hostname {node}; mount -t tmpfs tmpfs /run; mkdir -p /run/lock; {keep_repo}"
             f"mount --bind {root / 'ha.d'} /etc/ha.d; "
             f"mount --bind {root / 'lib'} /var/lib/heartbeat; "
-            f"mount --bind {root / 'tmp'} /tmp; mount -t tmpfs tmpfs /var/log; "
+            f"mount --bind {root / 'tmp'} /tmp; {restore_repo}mount -t tmpfs tmpfs /var/log; "
             "touch /tmp/.anchored; exec sleep infinity"
         )
         proc = subprocess.Popen(
