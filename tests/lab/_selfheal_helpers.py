@@ -11,6 +11,7 @@ import time
 import dns.message
 import dns.query
 import dns.rdatatype
+from mclab import util as lab_util
 
 MX1_SVC = "10.88.0.111"
 MX2_SVC = "10.88.0.112"
@@ -102,14 +103,11 @@ def smtp_answers(ip: str) -> bool:
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """The lab tool's poll loop, failing the test (not the tool) on timeout."""
+    try:
+        return lab_util.wait_for(predicate, timeout, interval=interval, what=what)
+    except lab_util.LabError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def audit(lab, since: float = 0.0, node: str | None = None) -> list[dict]:
