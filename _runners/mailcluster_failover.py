@@ -106,6 +106,9 @@ _FALLBACK_DEFAULTS = {
 _PILLAR_CACHE = {}
 _ROLES_MOD = {}
 _STATE_GUARD = threading.Lock()
+#: held while the records are read and rewritten: two nodes' runs, or a run and the engine's
+#: drift repair, must never compute the withdrawn set from each other's half-applied update
+DNS_LOCK = "_dns"
 
 
 def __virtual__():
@@ -142,7 +145,8 @@ def _workdir():
 
 @contextlib.contextmanager
 def _node_lock(node, timeout):
-    """Exclusive per-node lock (flock: works across threads, processes and salt-run)."""
+    """Exclusive lock named ``node`` (flock: works across threads, processes and salt-run).
+    Per mail node, and ``DNS_LOCK`` around every read-modify-write of the records."""
     path = os.path.join(_workdir(), f"{node}.lock")
     fh = salt.utils.files.fopen(path, "a+")
     deadline = time.monotonic() + float(timeout)
@@ -786,19 +790,9 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
             return {"node": node, "result": "refused", "reason": reason}
 
         t0 = _now()
-        zones_list = sorted(ctx.zones(set()))
-        actual, dns_errors = ({}, {})
-        if ctx.dns_primary:
-            actual, dns_errors = _dns_actual(ctx, zones_list)
+        # unreadable DNS: the last recorded set decides what to look at; _act refuses to change
+        is_out = node in _current_withdrawn(ctx)[0]
         timing["dns_read"] = round(_now() - t0, 3)
-        if ctx.dns_primary and (dns_errors or not actual):
-            # cannot read the truth: remember the last known set; _act refuses to change
-            withdrawn_now = set(_load_state().get("_withdrawn") or [])
-        elif ctx.dns_primary:
-            withdrawn_now = _withdrawn_in(ctx, actual)
-        else:
-            withdrawn_now = set(_load_state().get("_withdrawn") or [])
-        is_out = node in withdrawn_now
 
         if not is_out and want != "failback":
             if claim == "back" and trigger != "manual":
@@ -819,17 +813,7 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                         dict(base, action="failover", reason=reason, witnesses=witnesses),
                     )
                 return {"node": node, "result": "refused", "reason": reason, "witnesses": witnesses}
-            return _act(
-                ctx,
-                node,
-                "failover",
-                withdrawn_now | {node},
-                actual,
-                dns_errors,
-                base,
-                witnesses,
-                t_start,
-            )
+            return _act(ctx, node, "failover", base, witnesses, t_start)
         if is_out and want != "failover":
             if claim == "lost" and trigger != "manual":
                 return {"node": node, "result": "noop", "reason": f"{node} is failed over already"}
@@ -871,22 +855,14 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                         dict(base, action="failback", reason=reason, witnesses=health),
                     )
                 return {"node": node, "result": "refused", "reason": reason, "witnesses": health}
-            return _act(
-                ctx,
-                node,
-                "failback",
-                withdrawn_now - {node},
-                actual,
-                dns_errors,
-                base,
-                health,
-                t_start,
-            )
+            # when the runner saw it healthy: the failback's DNS time is measured from here
+            health["healthy_at"] = _now()
+            return _act(ctx, node, "failback", base, health, t_start)
         state = "failed over" if is_out else "in service"
         return {"node": node, "result": "noop", "reason": f"{node} is {state} already"}
 
 
-def _act(ctx, node, action, withdrawn, actual, dns_errors, base, witnesses, t_start):
+def _act(ctx, node, action, base, witnesses, t_start):
     left = _hold_down_left(ctx, node)
     if left > 0:
         reason = f"hold-down: {left:.1f} s left before {node} may change again"
@@ -896,29 +872,35 @@ def _act(ctx, node, action, withdrawn, actual, dns_errors, base, witnesses, t_st
         reason = f"auto-remediation disabled (mailcluster:selfheal:enabled); would {action}"
         _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
         return {"node": node, "result": "refused", "reason": reason}
-    if ctx.dns_primary and (dns_errors or not actual):
-        reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
-        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-        return {"node": node, "result": "refused", "reason": reason}
-    _fire(node, "started", dict(base, action=action, witnesses=witnesses))
-    report = {"skipped": "no dns_primary in pillar"}
-    try:
-        if ctx.dns_primary:
-            report = _apply_dns(ctx, withdrawn, actual)
-    except Exception as exc:  # pylint: disable=broad-except
-        reason = f"DNS update failed: {type(exc).__name__}: {exc}"
-        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-        return {"node": node, "result": "failed", "reason": reason}
-    elapsed = round(_now() - t_start, 3)
-    _update_state(node, changed=_now(), action=action)
-    _record_withdrawn(withdrawn)
+    with _node_lock(DNS_LOCK, ctx.settings["lock_timeout"]) as locked:
+        if not locked:
+            reason = "another run holds the DNS lock"
+            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+            return {"node": node, "result": "refused", "reason": reason}
+        # read again under the lock: the other node's run may have changed the records
+        withdrawn, actual, dns_errors = _current_withdrawn(ctx)
+        if ctx.dns_primary and (dns_errors or not actual):
+            reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
+            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+            return {"node": node, "result": "refused", "reason": reason}
+        withdrawn = withdrawn | {node} if action == "failover" else withdrawn - {node}
+        _fire(node, "started", dict(base, action=action, witnesses=witnesses))
+        report = {"skipped": "no dns_primary in pillar"}
+        try:
+            if ctx.dns_primary:
+                report = _apply_dns(ctx, withdrawn, actual)
+        except Exception as exc:  # pylint: disable=broad-except
+            reason = f"DNS update failed: {type(exc).__name__}: {exc}"
+            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
+            return {"node": node, "result": "failed", "reason": reason}
+        _update_state(node, changed=_now(), action=action)
+        _record_withdrawn(withdrawn)
     payload = dict(
         base,
         action=action,
         dns=report,
         witnesses=witnesses,
-        seconds=elapsed,
-        dns_errors=dns_errors or None,
+        seconds=round(_now() - t_start, 3),
     )
     if action == "failover":
         payload["ip"] = _ensure_ip(ctx, node)
@@ -927,6 +909,17 @@ def _act(ctx, node, action, withdrawn, actual, dns_errors, base, witnesses, t_st
         _fire(node, "failback", payload)
     payload["grain"] = _set_grain(ctx, withdrawn)
     return {"node": node, "result": action, **payload}
+
+
+def _current_withdrawn(ctx):
+    """``(withdrawn, actual, errors)``: the failed-over nodes as the DNS primary says (the
+    last recorded set when there is no primary or it cannot be read)."""
+    if not ctx.dns_primary:
+        return set(_load_state().get("_withdrawn") or []), {}, {}
+    actual, errors = _dns_actual(ctx, sorted(ctx.zones(set())))
+    if errors or not actual:
+        return set(_load_state().get("_withdrawn") or []), actual, errors
+    return _withdrawn_in(ctx, actual), actual, errors
 
 
 def _record_withdrawn(withdrawn):
@@ -1012,11 +1005,7 @@ def reconcile(**kwargs):
     """
     ctx = _Ctx(_pillar())
     # cheap first pass without locks: a node in DNS that answers needs nothing
-    withdrawn = set(_load_state().get("_withdrawn") or [])
-    if ctx.dns_primary:
-        actual, errors = _dns_actual(ctx, sorted(ctx.zones(set())))
-        if actual and not errors:
-            withdrawn = _withdrawn_in(ctx, actual)
+    withdrawn = _current_withdrawn(ctx)[0]
     answers = {}
 
     def ping(node):
@@ -1039,18 +1028,32 @@ def reconcile(**kwargs):
             continue
         out.append(_evaluate(node, trigger="reconcile", quiet=True))
     if ctx.dns_primary and ctx.settings.get("enabled", True):
-        # records drifted from what the current withdrawn set calls for (a hand edit, a
-        # highstate without the grain): put them back, without touching the withdrawn set
-        zones_list = sorted(ctx.zones(set()))
-        actual, errors = _dns_actual(ctx, zones_list)
-        if actual and not errors:
-            withdrawn = _withdrawn_in(ctx, actual)
-            with contextlib.suppress(Exception):
-                report = _apply_dns(ctx, withdrawn, actual)
-                if report["changed"]:
-                    log.warning("mailcluster_failover: repaired DNS drift: %s", report)
-                    out.append({"node": None, "result": "repaired", "dns": report})
+        report = _repair_drift(ctx)
+        if report:
+            out.append({"node": None, "result": "repaired", "dns": report})
     return out
+
+
+def _repair_drift(ctx):
+    """Records drifted from what the current withdrawn set calls for (a hand edit, a
+    highstate without the grain): put them back, without touching the withdrawn set.
+    Skipped while a node's run holds the DNS lock (its half-applied update would read as
+    drift); the next pass looks again."""
+    with _node_lock(DNS_LOCK, 0) as locked:
+        if not locked:
+            return None
+        withdrawn, actual, errors = _current_withdrawn(ctx)
+        if errors or not actual:
+            return None
+        try:
+            report = _apply_dns(ctx, withdrawn, actual)
+        except Exception as exc:  # pylint: disable=broad-except
+            log.warning("mailcluster_failover: drift repair failed: %s", exc)
+            return None
+    if not report["changed"]:
+        return None
+    log.warning("mailcluster_failover: repaired DNS drift: %s", report)
+    return report
 
 
 def verify(node):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import smtplib
 import sys
 import threading
 import time
@@ -31,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 
+from _mail_flow import Sender, maildir_copies, maildir_of  # noqa: E402
 from _selfheal_helpers import (  # noqa: E402
     DNS_SERVERS,
     MX1_SVC,
-    MX2_SVC,
     audit,
     dns_restored,
     dns_server_without,
@@ -132,47 +131,59 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     fb = [e for e in audit(lab, wall1, "mx1") if e["event"] == "failback"]
     res["failback_runner_s"] = fb[0].get("seconds") if fb else None
     res["failback_trigger"] = fb[0].get("trigger") if fb else None
+    # the runner's "healthy" moment (minion answers, services active, the peer's heartbeat
+    # sees mx1 active) -> both DNS servers serve pillar's records again, seen from the host
+    healthy_at = ((fb[0].get("witnesses") or {}).get("healthy_at")) if fb else None
+    if healthy_at and back["restored"] is not None:
+        res["healthy_to_dns"] = round(wall1 + back["restored"] - healthy_at, 3)
+    else:
+        res["healthy_to_dns"] = None
     return res
 
 
 def steady_load(lab: LabHandle, minutes: float) -> dict:
+    """Two MTA-like senders for ``minutes`` with no fault: the runner must not act."""
     wall0 = time.time()
-    stop = threading.Event()
-    counts = {"sent": 0, "errors": 0}
-
-    def sender():
-        i = 0
-        while not stop.is_set():
-            ip = (MX1_SVC, MX2_SVC)[i % 2]
-            i += 1
-            try:
-                with smtplib.SMTP(ip, 25, timeout=10) as smtp:
-                    smtp.sendmail(
-                        "bench@outside.invalid",
-                        ["alice@example.test"],
-                        f"Subject: steady {i}\r\n\r\nsteady load {i}\r\n",
-                    )
-                counts["sent"] += 1
-            except Exception:
-                counts["errors"] += 1
-            time.sleep(0.2)
-
-    threads = [threading.Thread(target=sender) for _ in range(2)]
-    for th in threads:
-        th.start()
+    senders = [Sender(DNS_SERVERS[ns], "alice@example.test", f"steady-{ns}-{int(wall0)}",
+                      interval=0.2) for ns in ("ns1", "ns2")]  # fmt: skip
+    for snd in senders:
+        snd.start()
     time.sleep(minutes * 60)
-    stop.set()
-    for th in threads:
-        th.join()
+    for snd in senders:
+        snd.stop()
     events = audit(lab, wall0)
     return {
         "minutes": minutes,
-        "messages_sent": counts["sent"],
-        "send_errors": counts["errors"],
+        "messages_accepted": sum(len(s.accepted()) for s in senders),
+        "messages_retried": sum(len(s.retried()) for s in senders),
         "spurious_takeovers": len(
             [e for e in events if e["event"] in ("started", "done", "failback")]
         ),
         "refused": len([e for e in events if e["event"] == "refused"]),
+    }
+
+
+def mail_flow_report(lab: LabHandle, sender: Sender, timeout: float = 180) -> dict:
+    """Accepted vs delivered (exactly once) for a flow that ran through every kill."""
+    maildir = maildir_of(lab, sender.rcpt)
+    accepted = {m.message_id for m in sender.accepted()}
+    deadline = time.monotonic() + timeout
+    copies = maildir_copies(maildir, sender.tag)
+    while not accepted <= set(copies) and time.monotonic() < deadline:
+        time.sleep(1)
+        copies = maildir_copies(maildir, sender.tag)
+    time.sleep(2)
+    copies = maildir_copies(maildir, sender.tag)
+    return {
+        "messages": len(sender.messages),
+        "accepted": len(accepted),
+        "delivered_once": sum(1 for m in accepted if copies.get(m) == 1),
+        "delivered_twice_or_more": sum(1 for n in copies.values() if n > 1),
+        "lost": len(accepted - set(copies)),
+        "retried": len(sender.retried()),
+        "slowest_accept_s": round(
+            max((m.accepted_at - m.first_try for m in sender.accepted()), default=0), 3
+        ),
     }
 
 
@@ -204,11 +215,19 @@ def main() -> int:
     try:
         hb = hb_settings(lab)
         runs = []
-        for i in range(args.kills):
-            res = one_kill(lab, args.timeout)
-            runs.append(res)
-            print(f"kill {i + 1}/{args.kills}: {json.dumps(res)}", flush=True)
-        steady(lab)
+        # a sending MTA runs through all the kills: accepted vs delivered exactly once
+        flow = Sender(DNS_SERVERS["ns1"], "bob@example.test", f"bench-{int(time.time())}")
+        flow.start()
+        try:
+            for i in range(args.kills):
+                res = one_kill(lab, args.timeout)
+                runs.append(res)
+                print(f"kill {i + 1}/{args.kills}: {json.dumps(res)}", flush=True)
+            steady(lab)
+        finally:
+            flow.stop()
+        mail = mail_flow_report(lab, flow)
+        print(f"mail through the kills: {json.dumps(mail)}", flush=True)
         load = steady_load(lab, args.steady_minutes) if args.steady_minutes > 0 else None
     finally:
         if local is not None:
@@ -235,6 +254,8 @@ def main() -> int:
         "runner_failover_seconds": stat("runner_s"),
         "boot_to_dns_restored": stat("return_dns"),
         "runner_failback_seconds": stat("failback_runner_s"),
+        "healthy_to_dns_restored": stat("healthy_to_dns"),
+        "mail_through_kills": mail,
         "triggers": sorted({str(r["trigger"]) for r in runs}),
         "steady": load,
         "anchors": ANCHORS,
@@ -255,13 +276,20 @@ def main() -> int:
         ("  of which the runner (trigger -> DNS on both)", "runner_failover_seconds", ""),
         ("boot of mx1 -> DNS restored on both", "boot_to_dns_restored", ""),
         ("  of which the runner (node back -> healthy -> DNS)", "runner_failback_seconds", ""),
+        ("healthy (runner's check) -> DNS restored on both", "healthy_to_dns_restored",
+         "target 2 s"),
     ]  # fmt: skip
     for label, key, anchor in rows:
         s = summary[key]
         print(f"{label:48} {s['p50']!s:>7} {s['p95']!s:>7}   {anchor}")
+    print(
+        f"mail through the kills: {mail['accepted']} accepted of {mail['messages']}, "
+        f"{mail['delivered_once']} delivered once, {mail['delivered_twice_or_more']} twice or"
+        f" more, {mail['lost']} lost, {mail['retried']} needed a retry"
+    )
     if load:
         print(
-            f"steady load {load['minutes']} min: {load['messages_sent']} messages, "
+            f"steady load {load['minutes']} min: {load['messages_accepted']} messages, "
             f"spurious takeovers {load['spurious_takeovers']}, refused {load['refused']}"
         )
     print(f"written to {out}")

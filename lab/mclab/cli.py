@@ -86,7 +86,13 @@ def status(lab: Lab, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("salt", "salt-run"):
+        # everything after the command is salt's own (argparse would claim `-L`, `-G`, ...)
+        rest = argv[1:]
+        args = argparse.Namespace(command=argv[0], args=rest[1:] if rest[:1] == ["--"] else rest)
+    else:
+        args = _parser().parse_args(argv)
     lab = Lab()
     try:
         return _dispatch(lab, args)

@@ -22,3 +22,10 @@ mail-clean-dovecot-sql-file-absent:
     - name: /etc/dovecot/dovecot-sql.conf.ext
     - require:
       - service: mail-clean-dovecot-service-dead
+
+{%- for unit in mail.vmail.guarded_units %}
+
+mail-clean-guard-{{ unit }}-file-absent:
+  file.absent:
+    - name: /etc/systemd/system/{{ unit }}.d/mailcluster-store.conf
+{%- endfor %}

@@ -102,12 +102,24 @@ def smtp_answers(ip: str) -> bool:
     return bool(text and text.startswith("220"))
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
-    """The lab tool's poll loop, failing the test (not the tool) on timeout."""
+def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition", lab=None):
+    """The lab tool's poll loop, failing the test (not the tool) on timeout; with ``lab``, the
+    failure message carries the runner's last audit records (what it decided, and why)."""
     try:
         return lab_util.wait_for(predicate, timeout, interval=interval, what=what)
     except lab_util.LabError as exc:
-        raise AssertionError(str(exc)) from None
+        raise AssertionError(f"{exc}{audit_tail(lab) if lab else ''}") from None
+
+
+def audit_tail(lab, count: int = 20) -> str:
+    lines = []
+    for rec in audit(lab)[-count:]:
+        why = rec.get("reason") or ""
+        lines.append(
+            f"  {rec.get('time', 0):.2f} {rec.get('node')} {rec.get('event')} "
+            f"trigger={rec.get('trigger')} claim={rec.get('claim')} {why[:160]}"
+        )
+    return "\nlast audit records on the master:\n" + "\n".join(lines)
 
 
 def audit(lab, since: float = 0.0, node: str | None = None) -> list[dict]:

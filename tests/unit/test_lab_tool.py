@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from mclab import cli, image, nodefiles, util
 from mclab.lab import DEFAULT_NODES, Lab
@@ -73,6 +75,27 @@ def test_cli_usage_errors(tmp_path, monkeypatch, capsys):
     assert "usage: lab/lab salt ARGS" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["frobnicate"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "passed"),
+    [
+        (["salt", "-L", "mx1,mx2", "test.ping"], ["-L", "mx1,mx2", "test.ping"]),
+        (["salt", "--", "-G", "os:Debian", "test.ping"], ["-G", "os:Debian", "test.ping"]),
+        (["salt-run", "--out=json", "manage.up"], ["--out=json", "manage.up"]),
+    ],
+)
+def test_cli_passes_salt_options_through(monkeypatch, argv, passed):
+    """`lab/lab salt -L ...`: the options are salt's, not the lab tool's."""
+    seen = {}
+
+    def fake_salt(self, args, command="salt", **kwargs):
+        seen.update(args=args, command=command)
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(cli.Lab, "salt", fake_salt)
+    assert cli.main(argv) == 0
+    assert seen == {"args": passed, "command": argv[0]}
 
 
 def test_missing_host_tool_names_the_package(monkeypatch):

@@ -30,3 +30,34 @@ mail-vmail-maildirs-file-directory:
     - require:
       - user: mail-vmail-user-user-present
       - sls: storage
+{%- if v.store_mount %}
+{%- for unit in v.guarded_units %}
+
+mail-vmail-guard-{{ unit }}-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ unit }}.d/mailcluster-store.conf
+    - makedirs: true
+    - mode: "0644"
+    - contents: |
+        # Managed by Salt (mail role): no mail service without the shared Maildir store.
+        [Unit]
+        RequiresMountsFor={{ v.maildirs }}
+        ConditionPathIsMountPoint={{ v.store_mount }}
+{%- endfor %}
+{%- else %}
+{%- for unit in v.guarded_units %}
+
+mail-vmail-guard-{{ unit }}-file-absent:
+  file.absent:
+    - name: /etc/systemd/system/{{ unit }}.d/mailcluster-store.conf
+{%- endfor %}
+{%- endif %}
+
+# systemd reads drop-ins on daemon-reload only
+mail-vmail-guard-systemd-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+{%- for unit in v.guarded_units %}
+      - file: mail-vmail-guard-{{ unit }}-file-{{ "managed" if v.store_mount else "absent" }}
+{%- endfor %}

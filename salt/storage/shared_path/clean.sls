@@ -9,4 +9,5 @@ storage-shared-path-clean-mount-point-file-absent:
 storage-shared-path-clean-mount-point-mount-unmounted:
   mount.unmounted:
     - name: {{ storage.mount_point }}
+    - persist: true
 {%- endif %}

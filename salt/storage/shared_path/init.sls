@@ -31,7 +31,8 @@ storage-shared-path-mount-point-mount-mounted:
     - fstype: none
     - opts:
       - bind
-    - persist: false
+    # in fstab: a rebooted node gets its store back before the mail services start
+    - persist: true
     - require:
       - file: storage-shared-path-source-file-directory
       - file: storage-shared-path-mount-point-file-directory

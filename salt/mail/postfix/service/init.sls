@@ -2,6 +2,7 @@
 
 include:
   - mail.postfix.config
+  - mail.vmail
 
 mail-postfix-service-postfix-service-running:
   service.running:
@@ -10,5 +11,6 @@ mail-postfix-service-postfix-service-running:
     - reload: true
     - require:
       - cmd: mail-postfix-config-check-cmd-run
+      - sls: mail.vmail
     - watch:
       - sls: mail.postfix.config
