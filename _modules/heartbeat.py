@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import stat
+import time
 
 import salt.utils.files
 import salt.utils.path
@@ -303,6 +304,31 @@ def node_status(node):
             f"heartbeat node '{node}' is not a cluster node ('{' '.join(cmd)}': {text.strip()})"
         )
     raise CommandExecutionError(f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {text.strip()}")
+
+
+def wait_node_status(node, status="dead", timeout=4.0, interval=0.05):
+    """
+    Poll heartbeat here until it reports ``node`` as ``status`` or ``timeout`` seconds have
+    passed; return the last status seen. One job for the master's loss verification: polling
+    ``node_status`` from the master costs a minion job process per look, on the node that is
+    taking over the lost peer's IP at that very moment.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt mx2 heartbeat.wait_node_status mx1 status=dead timeout=4
+    """
+    try:
+        timeout, interval = float(timeout), float(interval)
+    except (TypeError, ValueError) as exc:
+        raise CommandExecutionError(f"timeout and interval must be numbers: {exc}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = node_status(node)
+        if seen == status or time.monotonic() >= deadline:
+            return seen
+        time.sleep(max(0.01, interval))
 
 
 def nodes_status():

@@ -345,10 +345,11 @@ def _norm_data(rtype, data, zone):
 
 
 # --------------------------------------------------------------------------- minion calls
-def _call(minion, fun, arg=(), timeout=1.0, kwarg=None):
+def _call(minion, fun, arg=(), timeout=1.0, kwarg=None, cancel=None):
     """
-    Publish ``fun`` to one minion and wait at most ``timeout`` seconds for its return.
-    Returns ``(answered, return, success)``; never waits for find_job rounds.
+    Publish ``fun`` to one minion and wait at most ``timeout`` seconds for its return (less
+    when the ``cancel`` event is set meanwhile). Returns ``(answered, return, success)``;
+    never waits for find_job rounds.
     """
     client = salt.client.LocalClient(mopts=__opts__)
     try:
@@ -367,7 +368,7 @@ def _call(minion, fun, arg=(), timeout=1.0, kwarg=None):
         tag = f"salt/job/{pub['jid']}/ret/{minion}"
         for raw in client.get_returns_no_block(tag):
             if raw is None:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
                     return False, None, False
                 time.sleep(0.005)
                 continue
@@ -394,19 +395,32 @@ def _master_witness(ctx, node, result, stop, timeout=None):
 
 
 def _peer_witness(ctx, node, result, stop):
-    """Poll heartbeat on every peer until one says ``dead`` (or ``stop``, or ``witness_wait``)."""
+    """
+    Heartbeat on every peer, until one says ``node`` is ``dead`` (or ``stop``: the master
+    reached the node, or ``witness_wait`` is over). The wait runs on the peer, in one job
+    (``heartbeat.wait_node_status``): polling ``node_status`` from here cost a minion job
+    process per look, on the node that is taking over the lost IP at that moment.
+    """
     t0 = time.monotonic()
     deadline = t0 + float(ctx.settings["witness_wait"])
     seen = {}
     peers = ctx.peers(node)
-    while True:
+    fun = "heartbeat.wait_node_status"
+    while peers and not stop.is_set():
         for peer in peers:
-            remaining = max(0.3, min(2.0, deadline - time.monotonic()))
-            answered, ret, ok = _call(peer, "heartbeat.node_status", [node], timeout=remaining)
+            left = max(0.3, deadline - time.monotonic())
+            if fun == "heartbeat.wait_node_status":
+                args, kwarg = [node], {"status": "dead", "timeout": round(left, 3)}
+            else:
+                args, kwarg = [node], None
+            answered, ret, ok = _call(peer, fun, args, timeout=left + 2.0, kwarg=kwarg, cancel=stop)
             if not answered:
                 seen[peer] = "no answer"
             elif not ok or not isinstance(ret, str):
                 seen[peer] = f"error: {ret}"
+                if "is not available" in str(ret):
+                    # a minion not synced since wait_node_status came: look from here
+                    fun = "heartbeat.node_status"
             else:
                 seen[peer] = ret
             if seen[peer] == "dead":
@@ -416,11 +430,9 @@ def _peer_witness(ctx, node, result, stop):
                     "seconds": round(time.monotonic() - t0, 3),
                 }
                 return
-        if stop.is_set() or time.monotonic() >= deadline or not peers:
+        if time.monotonic() >= deadline:
             break
-        if peers and all(v == "no answer" for v in seen.values()):
-            # a peer that answers nothing cannot witness; do not spin on it
-            time.sleep(0.2)
+        # no answer, an error, or the minion-side wait ended: look again shortly
         time.sleep(0.1)
     result["peer"] = {
         "says_dead": False,
@@ -760,11 +772,24 @@ def _audit_base(trigger, tag, data, claim):
     }
 
 
-def _hold_down_left(ctx, node):
+def _refuse(node, base, reason, action=None, witnesses=None, fire=True, result="refused"):
+    """Fire the ``refused`` audit event (unless ``fire`` is false) and return the run's result."""
+    if fire:
+        extra = {k: v for k, v in (("action", action), ("witnesses", witnesses)) if v is not None}
+        _fire(node, "refused", dict(base, reason=reason, **extra))
+    out = {"node": node, "result": result, "reason": reason}
+    if witnesses is not None:
+        out["witnesses"] = witnesses
+    return out
+
+
+def _hold_down_reason(ctx, node):
+    """Why ``node`` may not change yet (``hold_down`` since its last change), or None."""
     last = (_load_state().get(node) or {}).get("changed")
-    if not last:
-        return 0
-    return max(0.0, float(ctx.settings["hold_down"]) - (_now() - float(last)))
+    left = float(ctx.settings["hold_down"]) - (_now() - float(last)) if last else 0.0
+    if left <= 0:
+        return None
+    return f"hold-down: {left:.1f} s left before {node} may change again"
 
 
 def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None, quiet=False):
@@ -779,15 +804,12 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
     ctx = _Ctx(pil)
     timing["pillar"] = round(_now() - t_start, 3)
     if node not in ctx.mail_nodes:
-        if not quiet and trigger in ("beacon", "manual"):
-            _fire(node, "refused", dict(base, reason=f"{node} is not a mail node in pillar"))
-        return {"node": node, "result": "refused", "reason": "not a mail node"}
+        reason = f"{node} is not a mail node in pillar"
+        return _refuse(node, base, reason, fire=not quiet and trigger in ("beacon", "manual"))
 
     with _node_lock(node, ctx.settings["lock_timeout"]) as locked:
         if not locked:
-            reason = f"another run holds the lock of {node}"
-            _fire(node, "refused", dict(base, reason=reason))
-            return {"node": node, "result": "refused", "reason": reason}
+            return _refuse(node, base, f"another run holds the lock of {node}")
 
         t0 = _now()
         # unreadable DNS: the last recorded set decides what to look at; _act refuses to change
@@ -806,23 +828,15 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
             lost, reason, witnesses = _verify_lost(ctx, node, mode=mode)
             timing["verify"] = round(_now() - t0, 3)
             if not lost:
-                if not quiet or claim == "lost":
-                    _fire(
-                        node,
-                        "refused",
-                        dict(base, action="failover", reason=reason, witnesses=witnesses),
-                    )
-                return {"node": node, "result": "refused", "reason": reason, "witnesses": witnesses}
+                fire = not quiet or claim == "lost"
+                return _refuse(node, base, reason, "failover", witnesses, fire=fire)
             return _act(ctx, node, "failover", base, witnesses, t_start)
         if is_out and want != "failover":
             if claim == "lost" and trigger != "manual":
                 return {"node": node, "result": "noop", "reason": f"{node} is failed over already"}
-            left = _hold_down_left(ctx, node)
-            if left > 0:
-                reason = f"hold-down: {left:.1f} s left before {node} may change again"
-                if not quiet or claim == "back":
-                    _fire(node, "refused", dict(base, action="failback", reason=reason))
-                return {"node": node, "result": "refused", "reason": reason}
+            held = _hold_down_reason(ctx, node)
+            if held:
+                return _refuse(node, base, held, "failback", fire=not quiet or claim == "back")
             ok, reason, health = _healthy(ctx, node)
             # a node that answers but is still starting (heartbeat's initdead, services):
             # keep looking for up to health_wait so that DNS follows as soon as it is healthy
@@ -848,13 +862,8 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                 time.sleep(0.3)
                 ok, reason, health = _healthy(ctx, node)
             if not ok:
-                if not quiet or claim == "back":
-                    _fire(
-                        node,
-                        "refused",
-                        dict(base, action="failback", reason=reason, witnesses=health),
-                    )
-                return {"node": node, "result": "refused", "reason": reason, "witnesses": health}
+                fire = not quiet or claim == "back"
+                return _refuse(node, base, reason, "failback", health, fire=fire)
             # when the runner saw it healthy: the failback's DNS time is measured from here
             health["healthy_at"] = _now()
             return _act(ctx, node, "failback", base, health, t_start)
@@ -863,26 +872,20 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
 
 
 def _act(ctx, node, action, base, witnesses, t_start):
-    left = _hold_down_left(ctx, node)
-    if left > 0:
-        reason = f"hold-down: {left:.1f} s left before {node} may change again"
-        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-        return {"node": node, "result": "refused", "reason": reason}
+    held = _hold_down_reason(ctx, node)
+    if held:
+        return _refuse(node, base, held, action, witnesses)
     if not ctx.settings.get("enabled", True):
         reason = f"auto-remediation disabled (mailcluster:selfheal:enabled); would {action}"
-        _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-        return {"node": node, "result": "refused", "reason": reason}
+        return _refuse(node, base, reason, action, witnesses)
     with _node_lock(DNS_LOCK, ctx.settings["lock_timeout"]) as locked:
         if not locked:
-            reason = "another run holds the DNS lock"
-            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-            return {"node": node, "result": "refused", "reason": reason}
+            return _refuse(node, base, "another run holds the DNS lock", action, witnesses)
         # read again under the lock: the other node's run may have changed the records
         withdrawn, actual, dns_errors = _current_withdrawn(ctx)
         if ctx.dns_primary and (dns_errors or not actual):
             reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
-            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-            return {"node": node, "result": "refused", "reason": reason}
+            return _refuse(node, base, reason, action, witnesses)
         withdrawn = withdrawn | {node} if action == "failover" else withdrawn - {node}
         _fire(node, "started", dict(base, action=action, witnesses=witnesses))
         report = {"skipped": "no dns_primary in pillar"}
@@ -891,8 +894,7 @@ def _act(ctx, node, action, base, witnesses, t_start):
                 report = _apply_dns(ctx, withdrawn, actual)
         except Exception as exc:  # pylint: disable=broad-except
             reason = f"DNS update failed: {type(exc).__name__}: {exc}"
-            _fire(node, "refused", dict(base, action=action, reason=reason, witnesses=witnesses))
-            return {"node": node, "result": "failed", "reason": reason}
+            return _refuse(node, base, reason, action, witnesses, result="failed")
         _update_state(node, changed=_now(), action=action)
         _record_withdrawn(withdrawn)
     payload = dict(

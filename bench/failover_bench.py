@@ -105,7 +105,7 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     wall0 = time.time()
     t0 = time.monotonic()
     lab.lab.kill("mx1")
-    probes = {"imap": lambda: imap_answers(MX1_SVC)}
+    probes = {"imap": lambda: imap_answers(MX1_SVC, connect_timeout=0.1)}
     for name, ip in DNS_SERVERS.items():
         probes[f"dns_{name}"] = lambda ip=ip: dns_server_without(ip, MX1_SVC)
     res = probe_all(probes, t0, timeout)
@@ -128,7 +128,12 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     res["boot_s"] = round(time.monotonic() - t1, 3)
     back = probe_all({"restored": dns_restored}, t1, timeout * 6)
     res["return_dns"] = back["restored"]
-    fb = [e for e in audit(lab, wall1, "mx1") if e["event"] == "failback"]
+    # the runner writes the event after both servers serve the new serial: poll for it
+    fb = []
+    deadline = time.monotonic() + 10
+    while not fb and time.monotonic() < deadline:
+        fb = [e for e in audit(lab, wall1, "mx1") if e["event"] == "failback"]
+        time.sleep(0.2)
     res["failback_runner_s"] = fb[0].get("seconds") if fb else None
     res["failback_trigger"] = fb[0].get("trigger") if fb else None
     # the runner's "healthy" moment (minion answers, services active, the peer's heartbeat

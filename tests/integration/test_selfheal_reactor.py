@@ -38,6 +38,18 @@ def node_status(node):
         return "active"
 
 
+def wait_node_status(node, status="dead", timeout=4.0, interval=0.05):
+    """Same contract as the real one (_modules/heartbeat.py), on the file above."""
+    import time
+
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        seen = node_status(node)
+        if seen == status or time.monotonic() >= deadline:
+            return seen
+        time.sleep(float(interval))
+
+
 def takeover(which="all"):
     return True
 '''

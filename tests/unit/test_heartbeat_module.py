@@ -239,3 +239,24 @@ def test_start(run_all):
 def test_virtual_without_binary(monkeypatch):
     monkeypatch.setattr(hb.salt.utils.path, "which", lambda _name: None)
     assert hb.__virtual__() == (False, "cl_status not found: install heartbeat")
+
+
+def test_wait_node_status_polls_until_the_peer_is_dead(run_all):
+    """Heartbeat says active twice, then dead (the recordings of a running pair and of the
+    peer's death): one call waits it out."""
+    active = F + "02-running.mx1.cl_status_nodestatus_mx2.txt"
+    dead = F + "05-peer-dead.mx1.cl_status_nodestatus_mx2.txt"
+    run_all.add("cl_status nodestatus mx2", active, active, dead)
+    assert hb.wait_node_status("mx2", status="dead", timeout=5, interval=0.01) == "dead"
+    assert run_all.calls.count("cl_status nodestatus mx2") == 3
+
+
+def test_wait_node_status_gives_up_with_the_last_status(run_all):
+    run_all.add("cl_status nodestatus mx2", F + "02-running.mx1.cl_status_nodestatus_mx2.txt")
+    assert hb.wait_node_status("mx2", timeout=0.1, interval=0.02) == "active"
+    assert run_all.calls.count("cl_status nodestatus mx2") >= 2
+
+
+def test_wait_node_status_rejects_a_bad_timeout(run_all):
+    with pytest.raises(CommandExecutionError, match="timeout and interval must be numbers"):
+        hb.wait_node_status("mx2", timeout="soon")
