@@ -434,6 +434,14 @@ def holds(which="all", path=f"{HA_DIR}/haresources"):
     return bool(selected) and all(entry["held"] for entry in selected.values())
 
 
+def _request(tool, which):
+    """Hand ``which`` resources over with ``tool`` (hb_takeover/hb_standby); True once sent."""
+    if which not in _WHICH:
+        raise CommandExecutionError(f"which must be one of {', '.join(_WHICH)}, not {which!r}")
+    _run([_tool(tool), which])
+    return True
+
+
 def takeover(which="all"):
     """
     Ask heartbeat to move resources to this node (``hb_takeover all|local|foreign|
@@ -446,10 +454,7 @@ def takeover(which="all"):
 
         salt 'mx1' heartbeat.takeover foreign
     """
-    if which not in _WHICH:
-        raise CommandExecutionError(f"which must be one of {', '.join(_WHICH)}, not {which!r}")
-    _run([_tool("hb_takeover"), which])
-    return True
+    return _request("hb_takeover", which)
 
 
 def standby(which="all"):
@@ -463,10 +468,7 @@ def standby(which="all"):
 
         salt 'mx1' heartbeat.standby foreign
     """
-    if which not in _WHICH:
-        raise CommandExecutionError(f"which must be one of {', '.join(_WHICH)}, not {which!r}")
-    _run([_tool("hb_standby"), which])
-    return True
+    return _request("hb_standby", which)
 
 
 def start():
