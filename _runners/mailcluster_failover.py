@@ -394,6 +394,22 @@ def _master_witness(ctx, node, result, stop, timeout=None):
         stop.set()
 
 
+def _ask_peer(peer, node, deadline, stop, fun):
+    """One look at ``node`` through heartbeat on ``peer``: ``(status text, fun to use next)``.
+    ``heartbeat.wait_node_status`` waits on the peer until ``dead`` or ``deadline``."""
+    left = max(0.3, deadline - time.monotonic())
+    kwarg = (
+        {"status": "dead", "timeout": round(left, 3)} if fun.startswith("heartbeat.wait") else None
+    )
+    answered, ret, ok = _call(peer, fun, [node], timeout=left + 2.0, kwarg=kwarg, cancel=stop)
+    if not answered:
+        return "no answer", fun
+    if not ok or not isinstance(ret, str):
+        # a minion not synced since wait_node_status came: look from here from now on
+        return f"error: {ret}", "heartbeat.node_status" if "is not available" in str(ret) else fun
+    return ret, fun
+
+
 def _peer_witness(ctx, node, result, stop):
     """
     Heartbeat on every peer, until one says ``node`` is ``dead`` (or ``stop``: the master
@@ -408,34 +424,22 @@ def _peer_witness(ctx, node, result, stop):
     fun = "heartbeat.wait_node_status"
     while peers and not stop.is_set():
         for peer in peers:
-            left = max(0.3, deadline - time.monotonic())
-            if fun == "heartbeat.wait_node_status":
-                args, kwarg = [node], {"status": "dead", "timeout": round(left, 3)}
-            else:
-                args, kwarg = [node], None
-            answered, ret, ok = _call(peer, fun, args, timeout=left + 2.0, kwarg=kwarg, cancel=stop)
-            if not answered:
-                seen[peer] = "no answer"
-            elif not ok or not isinstance(ret, str):
-                seen[peer] = f"error: {ret}"
-                if "is not available" in str(ret):
-                    # a minion not synced since wait_node_status came: look from here
-                    fun = "heartbeat.node_status"
-            else:
-                seen[peer] = ret
+            seen[peer], fun = _ask_peer(peer, node, deadline, stop, fun)
             if seen[peer] == "dead":
-                result["peer"] = {
-                    "says_dead": True,
-                    "status": dict(seen),
-                    "seconds": round(time.monotonic() - t0, 3),
-                }
-                return
-        if time.monotonic() >= deadline:
+                break
+        if "dead" in seen.values() or time.monotonic() >= deadline:
             break
         # no answer, an error, or the minion-side wait ended: look again shortly
         time.sleep(0.1)
+    if stop.is_set() and "dead" not in seen.values():
+        # the master reached the node: record what heartbeat says now, without waiting (a
+        # partition shows as an answering node that its peer calls dead)
+        for peer in peers:
+            seen[peer], _ = _ask_peer(
+                peer, node, time.monotonic(), threading.Event(), "heartbeat.node_status"
+            )
     result["peer"] = {
-        "says_dead": False,
+        "says_dead": "dead" in seen.values(),
         "status": dict(seen),
         "seconds": round(time.monotonic() - t0, 3),
     }
@@ -1005,7 +1009,9 @@ def reconcile(**kwargs):
 
         salt-run mailcluster_failover.reconcile
     """
-    ctx = _Ctx(_pillar())
+    # fresh pillar: a cached one may still name a zone that is gone (a removed domain whose
+    # zone BIND still serves), whose records the failovers no longer touch
+    ctx = _Ctx(_pillar(fresh=True))
     # cheap first pass without locks: a node in DNS that answers needs nothing
     withdrawn = _current_withdrawn(ctx)[0]
     answers = {}
@@ -1030,22 +1036,27 @@ def reconcile(**kwargs):
             continue
         out.append(_evaluate(node, trigger="reconcile", quiet=True))
     if ctx.dns_primary and ctx.settings.get("enabled", True):
-        report = _repair_drift(ctx)
+        report = _repair_drift(ctx, {n for n, ok in answers.items() if ok})
         if report:
             out.append({"node": None, "result": "repaired", "dns": report})
     return out
 
 
-def _repair_drift(ctx):
+def _repair_drift(ctx, answered):
     """Records drifted from what the current withdrawn set calls for (a hand edit, a
     highstate without the grain): put them back, without touching the withdrawn set.
     Skipped while a node's run holds the DNS lock (its half-applied update would read as
-    drift); the next pass looks again."""
+    drift; the next pass looks again), and whenever it would keep in DNS a mail node that did
+    not answer this pass's ping (``answered``): a repair never puts a silent node back."""
     with _node_lock(DNS_LOCK, 0) as locked:
         if not locked:
             return None
         withdrawn, actual, errors = _current_withdrawn(ctx)
         if errors or not actual:
+            return None
+        silent = sorted(set(ctx.mail_nodes) - set(withdrawn) - set(answered))
+        if silent:
+            log.info("mailcluster_failover: no drift repair while %s in DNS is silent", silent)
             return None
         try:
             report = _apply_dns(ctx, withdrawn, actual)

@@ -31,9 +31,22 @@ storage-shared-path-mount-point-mount-mounted:
     - fstype: none
     - opts:
       - bind
-    # in fstab: a rebooted node gets its store back before the mail services start
-    - persist: true
+    # fstab is written by the state below: mount.mounted's persist rewrote the line with the
+    # source filesystem's options on every run (a change each time)
+    - persist: false
     - require:
       - file: storage-shared-path-source-file-directory
       - file: storage-shared-path-mount-point-file-directory
+
+# in fstab: a rebooted node gets its store back before the mail services start
+storage-shared-path-mount-point-mount-fstab_present:
+  mount.fstab_present:
+    - name: {{ sp.source }}
+    - fs_file: {{ storage.mount_point }}
+    - fs_vfstype: none
+    - fs_mntops: bind
+    - match_on: fs_file
+    - mount: false
+    - require:
+      - mount: storage-shared-path-mount-point-mount-mounted
 {%- endif %}
