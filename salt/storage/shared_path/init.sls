@@ -45,7 +45,7 @@ storage-shared-path-mount-point-mount-fstab_present:
     - fs_file: {{ storage.mount_point }}
     - fs_vfstype: none
     - fs_mntops: bind
-    - match_on: fs_file
+    - match_on: name
     - mount: false
     - require:
       - mount: storage-shared-path-mount-point-mount-mounted
