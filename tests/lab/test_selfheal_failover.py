@@ -160,8 +160,8 @@ def test_partition_changes_no_dns(cluster):
     os.environ.get("MC_LAB_EXTRA") != "1",
     reason="opt-in (MC_LAB_EXTRA=1): after a master restart Salt 3008.4's tcp minions "
     "sometimes stay away (mx2 not back within 120 s in a full CI-like run, 'message "
-    "authentication failed' in the master log); passes alone (3/3); the integration tier "
-    "covers the same path",
+    "authentication failed' in the master log: saltstack/salt#66379); passes alone (3/3); "
+    "the integration tier covers the same path",
 )
 def test_master_down_while_mx1_dies(cluster):
     """Heartbeat moves the IP without the master; when the master returns, DNS follows."""
