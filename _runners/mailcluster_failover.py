@@ -181,15 +181,16 @@ def _load_state():
         return {}
 
 
-def _update_state(node, **values):
-    """Record per-node metadata (last change for the hold-down; the DNS is the truth)."""
+def _change_state(mutate):
+    """Read-modify-write of the state file under a flock (threads, the engine and salt-run
+    share it); ``mutate(state)`` changes the dict in place."""
     with _STATE_GUARD:
         path = _state_path()
         lock = salt.utils.files.fopen(path + ".lock", "a+")
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             state = _load_state()
-            state.setdefault(node, {}).update(values)
+            mutate(state)
             tmp = f"{path}.{os.getpid()}.{threading.get_ident()}"
             with salt.utils.files.fopen(tmp, "w") as fh:
                 json.dump(state, fh, indent=1, sort_keys=True)
@@ -198,6 +199,16 @@ def _update_state(node, **values):
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
             lock.close()
         return state
+
+
+def _update_state(node, **values):
+    """Record per-node metadata (last change for the hold-down; the DNS is the truth)."""
+    return _change_state(lambda state: state.setdefault(node, {}).update(values))
+
+
+def _record_withdrawn(withdrawn):
+    """The last withdrawn set, for when the DNS primary cannot be read."""
+    return _change_state(lambda state: state.__setitem__("_withdrawn", sorted(withdrawn)))
 
 
 # --------------------------------------------------------------------------- pillar, settings
@@ -396,7 +407,8 @@ def _master_witness(ctx, node, result, stop, timeout=None):
 
 def _ask_peer(peer, node, deadline, stop, fun):
     """One look at ``node`` through heartbeat on ``peer``: ``(status text, fun to use next)``.
-    ``heartbeat.wait_node_status`` waits on the peer until ``dead`` or ``deadline``."""
+    ``heartbeat.wait_node_status`` waits on the peer until ``dead`` or ``deadline``; the
+    ``stop`` event (None: none) abandons the wait."""
     left = max(0.3, deadline - time.monotonic())
     kwarg = (
         {"status": "dead", "timeout": round(left, 3)} if fun.startswith("heartbeat.wait") else None
@@ -435,9 +447,7 @@ def _peer_witness(ctx, node, result, stop):
         # the master reached the node: record what heartbeat says now, without waiting (a
         # partition shows as an answering node that its peer calls dead)
         for peer in peers:
-            seen[peer], _ = _ask_peer(
-                peer, node, time.monotonic(), threading.Event(), "heartbeat.node_status"
-            )
+            seen[peer], _ = _ask_peer(peer, node, time.monotonic(), None, "heartbeat.node_status")
     result["peer"] = {
         "says_dead": "dead" in seen.values(),
         "status": dict(seen),
@@ -862,9 +872,10 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
                     # ("returning after partition"): start it again, nothing else is missing
                     restarted = True
                     _call(node, "service.start", ["heartbeat"], timeout=15.0)
-                    health["heartbeat_restarted"] = True
                 time.sleep(0.3)
                 ok, reason, health = _healthy(ctx, node)
+            if restarted:
+                health["heartbeat_restarted"] = True
             if not ok:
                 fire = not quiet or claim == "back"
                 return _refuse(node, base, reason, "failback", health, fire=fire)
@@ -926,16 +937,6 @@ def _current_withdrawn(ctx):
     if errors or not actual:
         return set(_load_state().get("_withdrawn") or []), actual, errors
     return _withdrawn_in(ctx, actual), actual, errors
-
-
-def _record_withdrawn(withdrawn):
-    with _STATE_GUARD:
-        state = _load_state()
-        state["_withdrawn"] = sorted(withdrawn)
-        tmp = f"{_state_path()}.{os.getpid()}.{threading.get_ident()}"
-        with salt.utils.files.fopen(tmp, "w") as fh:
-            json.dump(state, fh, indent=1, sort_keys=True)
-        os.replace(tmp, _state_path())
 
 
 # --------------------------------------------------------------------------- public runners

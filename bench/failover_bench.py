@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 
-from _mail_flow import Sender, maildir_copies, maildir_of  # noqa: E402
+from _mail_flow import Sender, delivered_copies, maildir_of  # noqa: E402
 from _selfheal_helpers import (  # noqa: E402
     DNS_SERVERS,
     MX1_SVC,
@@ -118,6 +118,17 @@ def hb_settings(lab: LabHandle) -> dict:
     return out
 
 
+def audit_events(lab: LabHandle, since: float, event: str, timeout: float) -> list[dict]:
+    """mx1's ``event`` audit records since ``since``, waiting up to ``timeout`` for the first
+    (the runner writes them after both DNS servers serve the change); [] if none came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in audit(lab, since, "mx1") if e["event"] == event]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 def one_kill(lab: LabHandle, timeout: float) -> dict:
     steady(lab)
     # let the hold-down of the last failback pass (hold_down: 10 s by default)
@@ -134,11 +145,7 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     res = probe_all(probes, t0, timeout, overlapping=("imap",))
     vals = [res[f"dns_{n}"] for n in DNS_SERVERS]
     res["dns_both"] = None if None in vals else max(vals)
-    done = []
-    deadline = time.monotonic() + 20
-    while not done and time.monotonic() < deadline:
-        done = [e for e in audit(lab, wall0, "mx1") if e["event"] == "done"]
-        time.sleep(0.5)
+    done = audit_events(lab, wall0, "done", 20)
     res["trigger"] = done[0]["trigger"] if done else None
     res["runner_s"] = done[0].get("seconds") if done else None
     # return, once the hold-down (10 s) of the failover has passed: a failback inside it is
@@ -152,11 +159,7 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     back = probe_all({"restored": dns_restored}, t1, timeout * 6)
     res["return_dns"] = back["restored"]
     # the runner writes the event after both servers serve the new serial: poll for it
-    fb = []
-    deadline = time.monotonic() + 10
-    while not fb and time.monotonic() < deadline:
-        fb = [e for e in audit(lab, wall1, "mx1") if e["event"] == "failback"]
-        time.sleep(0.2)
+    fb = audit_events(lab, wall1, "failback", 10)
     res["failback_runner_s"] = fb[0].get("seconds") if fb else None
     res["failback_trigger"] = fb[0].get("trigger") if fb else None
     # the runner's "healthy" moment (minion answers, services active, the peer's heartbeat
@@ -193,15 +196,8 @@ def steady_load(lab: LabHandle, minutes: float) -> dict:
 
 def mail_flow_report(lab: LabHandle, sender: Sender, timeout: float = 180) -> dict:
     """Accepted vs delivered (exactly once) for a flow that ran through every kill."""
-    maildir = maildir_of(lab, sender.rcpt)
     accepted = {m.message_id for m in sender.accepted()}
-    deadline = time.monotonic() + timeout
-    copies = maildir_copies(maildir, sender.tag)
-    while not accepted <= set(copies) and time.monotonic() < deadline:
-        time.sleep(1)
-        copies = maildir_copies(maildir, sender.tag)
-    time.sleep(2)
-    copies = maildir_copies(maildir, sender.tag)
+    copies = delivered_copies(maildir_of(lab, sender.rcpt), sender, timeout)
     return {
         "messages": len(sender.messages),
         "accepted": len(accepted),

@@ -176,3 +176,17 @@ def maildir_copies(maildir: pathlib.Path, tag: str) -> dict[str, int]:
             if mid.startswith(prefix):
                 counts[mid] = counts.get(mid, 0) + 1
     return counts
+
+
+def delivered_copies(maildir: pathlib.Path, sender: Sender, timeout: float, settle: float = 2):
+    """Copies per Message-ID once every message ``sender`` got accepted is in ``maildir`` (or
+    ``timeout`` passed), counted again ``settle`` seconds later: a late duplicate, such as
+    mx1's queue delivered after its return, shows up in the second count."""
+    accepted = {m.message_id for m in sender.accepted()}
+    deadline = time.monotonic() + timeout
+    while not accepted <= set(maildir_copies(maildir, sender.tag)):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(settle)
+    return maildir_copies(maildir, sender.tag)

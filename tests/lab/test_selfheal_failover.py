@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from _mail_flow import Sender, maildir_copies, maildir_of
+from _mail_flow import Sender, delivered_copies, maildir_of
 from _selfheal_helpers import (
     DNS_SERVERS,
     MX1_SVC,
@@ -216,13 +216,8 @@ def test_mail_under_failover_is_delivered_exactly_once(cluster):
     # the kill really hit the flow: some messages needed another address or another try
     assert retried, "no message needed a retry: the kill did not meet the flow"
 
-    def all_delivered():
-        copies = maildir_copies(maildir, tag)
-        return copies if set(accepted) <= set(copies) else None
-
-    copies = wait_for(all_delivered, 120, interval=0.5, what="every accepted message delivered")
-    time.sleep(2)  # a late duplicate (mx1's queue after its return) would show up now
-    copies = maildir_copies(maildir, tag)
+    copies = delivered_copies(maildir, sender, 120)
+    assert set(accepted) <= set(copies), f"never delivered: {set(accepted) - set(copies)}"
     twice = {mid: n for mid, n in copies.items() if n != 1}
     assert not twice, f"delivered more than once: {twice}"
     assert set(copies) == set(accepted), set(copies) ^ set(accepted)

@@ -30,12 +30,14 @@ mail-vmail-maildirs-file-directory:
     - require:
       - user: mail-vmail-user-user-present
       - sls: storage
-{%- if v.store_mount %}
+{#- the guard's drop-ins: written with store_mount set, removed when it is '' #}
+{%- set guard = "managed" if v.store_mount else "absent" %}
 {%- for unit in v.guarded_units %}
 
-mail-vmail-guard-{{ unit }}-file-managed:
-  file.managed:
+mail-vmail-guard-{{ unit }}-file-{{ guard }}:
+  file.{{ guard }}:
     - name: /etc/systemd/system/{{ unit }}.d/mailcluster-store.conf
+{%- if v.store_mount %}
     - makedirs: true
     - mode: "0644"
     - contents: |
@@ -43,15 +45,8 @@ mail-vmail-guard-{{ unit }}-file-managed:
         [Unit]
         RequiresMountsFor={{ v.maildirs }}
         ConditionPathIsMountPoint={{ v.store_mount }}
-{%- endfor %}
-{%- else %}
-{%- for unit in v.guarded_units %}
-
-mail-vmail-guard-{{ unit }}-file-absent:
-  file.absent:
-    - name: /etc/systemd/system/{{ unit }}.d/mailcluster-store.conf
-{%- endfor %}
 {%- endif %}
+{%- endfor %}
 
 # systemd reads drop-ins on daemon-reload only
 mail-vmail-guard-systemd-cmd-run:
@@ -59,5 +54,5 @@ mail-vmail-guard-systemd-cmd-run:
     - name: systemctl daemon-reload
     - onchanges:
 {%- for unit in v.guarded_units %}
-      - file: mail-vmail-guard-{{ unit }}-file-{{ "managed" if v.store_mount else "absent" }}
+      - file: mail-vmail-guard-{{ unit }}-file-{{ guard }}
 {%- endfor %}
