@@ -44,7 +44,9 @@ except ImportError:  # pragma: no cover
     HAS_CRYPT = False
 
 try:
+    import dns.message
     import dns.name
+    import dns.query
     import dns.rdatatype
     import dns.zone
 
@@ -499,13 +501,41 @@ def _ha_facts(mc, name):
     }
 
 
+#: grain the failover runner sets on the DNS nodes while a secondary acts as the primary
+#: (the pillar primary is lost); the roles follow it until the runner restores the primary
+ACTING_PRIMARY_GRAIN = "mailcluster_dns_acting_primary"
+
+
+def dns_primary(pillar=None):
+    """
+    The node that takes dynamic updates: the one with role ``dns_primary`` in pillar, or the
+    DNS node this minion's ``mailcluster_dns_acting_primary`` grain names (set by the failover
+    runner while the pillar primary is lost). None without a DNS primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ns2 mailcluster.dns_primary
+    """
+    pl = pillar if pillar is not None else __pillar__
+    dns_nodes = nodes_with("dns_primary", pl) + nodes_with("dns_secondary", pl)
+    acting = (__grains__ or {}).get(ACTING_PRIMARY_GRAIN)
+    if acting and acting in dns_nodes:
+        return acting
+    primary = nodes_with("dns_primary", pl)
+    return primary[0] if primary else None
+
+
 def _dns_facts(mc, name):
     pl = {PILLAR_KEY: mc}
-    primary = nodes_with("dns_primary", pl)
-    secondaries = nodes_with("dns_secondary", pl)
+    dns_nodes = nodes_with("dns_primary", pl) + nodes_with("dns_secondary", pl)
+    primary = dns_primary(pl)
+    secondaries = sorted(n for n in dns_nodes if n != primary)
     return {
-        "role": "primary" if name in primary else "secondary",
-        "primary_ip": mc["nodes"][primary[0]]["ip"] if primary else None,
+        "role": "primary" if name == primary else "secondary",
+        "acting": primary not in nodes_with("dns_primary", pl),
+        "primary_ip": mc["nodes"][primary]["ip"] if primary else None,
         "secondary_ips": [mc["nodes"][n]["ip"] for n in secondaries],
         "zones": sorted(zones(_mc=mc)),
         "tsig": {
@@ -713,6 +743,48 @@ def _next_serial(old):
     return max(int(old) + 1, today)
 
 
+def soa_serial(zone, server="127.0.0.1", timeout=1.0):
+    """
+    The SOA serial ``server`` serves for ``zone``; None when it does not answer with one
+    (the failover runner asks a DNS secondary this about the primary: one witness of its loss).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ns2 mailcluster.soa_serial example.test server=10.88.0.21
+    """
+    query = dns.message.make_query(zone, "SOA")
+    try:
+        resp = dns.query.udp(query, server, timeout=float(timeout))
+    except Exception:  # pylint: disable=broad-except
+        return None
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return int(rrset[0].serial)
+    return None
+
+
+def _serial_floors(plan, serial_floor):
+    """
+    Raise the planned serials above what must not be undercut: ``serial_floor`` (given by the
+    failover runner: the serials an acting primary served) and, for a zone being written, the
+    serial this node's BIND serves now (a secondary promoted to primary serves the copy it
+    transferred; its secondaries only follow a higher serial). A zone at or under its floor
+    is rewritten even when its records match.
+    """
+    for zone, step in plan.items():
+        floor = int((serial_floor or {}).get(zone) or 0)
+        if step["action"] == "cache":
+            if step["serial"] > floor:
+                continue
+            step.update(action="update", old_serial=step["serial"])
+        # only for a zone being written: one local query, never on a no-change run
+        floor = max(floor, soa_serial(zone) or 0)
+        step["serial"] = max(step["serial"], floor + 1)
+    return plan
+
+
 def _rndc(*args):
     res = __salt__["cmd.run_all"](["rndc", *args], python_shell=False, ignore_retcode=True)
     return res["retcode"] == 0, (res["stdout"] + res["stderr"]).strip()
@@ -725,11 +797,12 @@ def _check_zone(zone, path):
     return res["retcode"] == 0, (res["stdout"] + res["stderr"]).strip()
 
 
-def dns_plan(directory="/var/lib/bind/mailcluster"):
+def dns_plan(directory="/var/lib/bind/mailcluster", serial_floor=None):
     """
     Which zone files under ``directory`` differ from pillar, with their next serial. A zone is
     unchanged when its records (not its formatting or serial) equal the computed ones; a cache
-    of what was last written keeps this a ``stat`` per zone.
+    of what was last written keeps this a ``stat`` per zone. ``serial_floor`` (``{zone:
+    serial}``): zones whose serial is not above it are rewritten with a higher one.
 
     CLI Example:
 
@@ -766,6 +839,7 @@ def dns_plan(directory="/var/lib/bind/mailcluster"):
             and hit["mtime"] == st.st_mtime
             and hit["size"] == st.st_size
             and not os.path.exists(jnl)
+            and zone not in (serial_floor or {})
         ):
             continue
         try:
@@ -780,7 +854,9 @@ def dns_plan(directory="/var/lib/bind/mailcluster"):
             except Exception as exc:  # pylint: disable=broad-except
                 log.warning("zone %s: cannot parse %s: %s", zone, path, exc)
                 have_set = None
-            if have_set == want_set:
+            # a journal BIND could not merge (it does not serve the zone as a primary here)
+            # belongs to an older file: the zone is written again, the journal dropped
+            if have_set == want_set and not os.path.exists(jnl):
                 plan[zone] = {"action": "cache", "hash": digest, "serial": old_serial}
                 continue
         plan[zone] = {
@@ -789,16 +865,16 @@ def dns_plan(directory="/var/lib/bind/mailcluster"):
             "serial": _next_serial(old_serial),
             "old_serial": old_serial,
         }
-    return plan
+    return _serial_floors(plan, serial_floor)
 
 
-def dns_sync(directory="/var/lib/bind/mailcluster", test=False):
+def dns_sync(directory="/var/lib/bind/mailcluster", test=False, serial_floor=None):
     """
     Write the zone files that differ from pillar (see :py:func:`dns_plan`). A zone BIND already
     serves is frozen (``rndc freeze``: journal merged into the file, updates paused), rewritten
     after ``named-checkzone`` passed on the new text, and thawed, so dynamic updates and
     highstate never write the file at the same time. Returns ``{"changed": {...}, "errors":
-    {...}}``.
+    {...}}``. ``serial_floor``: see :py:func:`dns_plan`.
 
     CLI Example:
 
@@ -806,7 +882,7 @@ def dns_sync(directory="/var/lib/bind/mailcluster", test=False):
 
         salt ns1 mailcluster.dns_sync test=True
     """
-    plan = dns_plan(directory)
+    plan = dns_plan(directory, serial_floor=serial_floor)
     changed, errors = {}, {}
     if test:
         return {
@@ -846,9 +922,12 @@ def dns_sync(directory="/var/lib/bind/mailcluster", test=False):
                 if bind_ids:
                     os.chown(tmp, *bind_ids)
                 os.replace(tmp, path)
-                for stale in (path + ".jnl",):
-                    if os.path.exists(stale) and frozen:
-                        os.remove(stale)
+                # frozen: BIND merged the journal into the old file; not frozen: BIND does
+                # not serve the zone as a dynamic primary here (a secondary being promoted
+                # by the failover runner), and the journal of its last time as one does not
+                # fit the new file: BIND would refuse the zone ("journal out of sync")
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path + ".jnl")
                 changed[zone] = {"old": step.get("old_serial") or None, "new": serial}
             else:
                 os.remove(tmp)

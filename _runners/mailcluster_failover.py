@@ -59,6 +59,7 @@ import salt.utils.minions
 import salt.utils.yaml
 
 try:
+    import dns.exception
     import dns.message
     import dns.name
     import dns.query
@@ -102,6 +103,8 @@ _FALLBACK_DEFAULTS = {
     "ip_grace": 3.0,
     "set_grain": True,
     "pillar_cache": 30,
+    "promote_dns_secondary": True,
+    "dns_state_timeout": 120.0,
 }
 _PILLAR_CACHE = {}
 _ROLES_MOD = {}
@@ -109,6 +112,9 @@ _STATE_GUARD = threading.Lock()
 #: held while the records are read and rewritten: two nodes' runs, or a run and the engine's
 #: drift repair, must never compute the withdrawn set from each other's half-applied update
 DNS_LOCK = "_dns"
+#: grain of _modules/mailcluster.py naming the DNS node that acts as the primary
+ACTING_GRAIN = "mailcluster_dns_acting_primary"
+WITHDRAWN_GRAIN = "mailcluster_dns_withdrawn"
 
 
 def __virtual__():
@@ -290,16 +296,15 @@ class _Ctx:
         self.ha_nodes = sorted(
             n for n, d in self.nodes.items() if "ha" in ((d or {}).get("roles") or [])
         )
-        primaries = [
+        primaries = sorted(
             n for n, d in self.nodes.items() if "dns_primary" in ((d or {}).get("roles") or [])
-        ]
-        self.dns_primary = self.nodes[primaries[0]]["ip"] if primaries else None
-        self.dns_primary_id = primaries[0] if primaries else None
-        self.dns_secondaries = [
-            d["ip"]
-            for n, d in sorted(self.nodes.items())
-            if "dns_secondary" in ((d or {}).get("roles") or [])
-        ]
+        )
+        self.pillar_primary_id = primaries[0] if primaries else None
+        self.dns_secondary_ids = sorted(
+            n for n, d in self.nodes.items() if "dns_secondary" in ((d or {}).get("roles") or [])
+        )
+        self.acting = None
+        self.follow_state()
         cdomain = (mc.get("cluster") or {}).get("domain")
         self.cluster_domain = cdomain
         tsig = (mc.get("secrets") or {}).get("tsig") or {}
@@ -311,6 +316,27 @@ class _Ctx:
         self.key_algorithm = tsig.get("algorithm") or "hmac-sha256"
         if tsig.get("secret"):
             self.keyring = dns.tsigkeyring.from_text({self.key_name: tsig["secret"]})
+
+    def follow_state(self):
+        """Point at the DNS node the runner's state file says takes the updates: the pillar
+        primary, or the secondary standing in for it (re-read under ``DNS_LOCK``: another
+        run may have promoted one or given the DNS back meanwhile)."""
+        acting = _load_state().get("_dns_acting") or {}
+        valid = acting.get("node") in self.dns_secondary_ids and acting.get("replaces") == (
+            self.pillar_primary_id
+        )
+        self.acting = acting if valid else None
+        self.use_primary(acting["node"] if valid else self.pillar_primary_id)
+
+    def use_primary(self, node):
+        """Send reads and updates to ``node``; the other reachable DNS nodes are secondaries
+        (the pillar primary a secondary stands in for is left out: it is lost)."""
+        self.dns_primary_id = node
+        self.dns_primary = self.nodes[node]["ip"] if node else None
+        lost = self.pillar_primary_id if node != self.pillar_primary_id else None
+        self.dns_secondaries = [
+            self.nodes[n]["ip"] for n in self.dns_secondary_ids if n not in (node, lost)
+        ]
 
     def service_ip(self, node):
         return (self.nodes.get(node) or {}).get("service_ip")
@@ -573,6 +599,10 @@ def _dns_actual(ctx, zones):
     for zone in zones:
         try:
             actual[zone] = _axfr(ctx, zone)
+        except (OSError, dns.exception.Timeout) as exc:
+            # the server is unreachable: the other zones would each wait dns_timeout again
+            errors[zone] = f"{type(exc).__name__}: {exc}"
+            break
         except Exception as exc:  # pylint: disable=broad-except
             errors[zone] = f"{type(exc).__name__}: {exc}"
     return actual, errors
@@ -710,7 +740,7 @@ def _set_grain(ctx, withdrawn):
     answered, _ret, ok = _call(
         ctx.dns_primary_id,
         "grains.setval",
-        ["mailcluster_dns_withdrawn", sorted(withdrawn)],
+        [WITHDRAWN_GRAIN, sorted(withdrawn)],
         timeout=10,
     )
     return bool(answered and ok)
@@ -744,6 +774,229 @@ def _ensure_ip(ctx, node):
                 return out
     out["holder"] = None
     return out
+
+
+# --------------------------------------------------------------------------- DNS stand-in
+def _state_sls(node, sls, ctx, pillar=None):
+    """``state.sls`` on ``node``: ``(ok, summary)``, the summary naming failed states."""
+    kwarg = {"pillar": pillar} if pillar else None
+    answered, ret, _ = _call(
+        node, "state.sls", [sls], timeout=float(ctx.settings["dns_state_timeout"]), kwarg=kwarg
+    )
+    if not answered:
+        return False, f"state.sls {sls} on {node}: no answer"
+    if not isinstance(ret, dict):
+        return False, f"state.sls {sls} on {node}: {str(ret)[:300]}"
+    failed = sorted(
+        str(v.get("__id__") or k) for k, v in ret.items() if isinstance(v, dict) and not v["result"]
+    )
+    changed = sum(1 for v in ret.values() if isinstance(v, dict) and v.get("changes"))
+    if failed:
+        return False, f"state.sls {sls} on {node} failed: {failed}"
+    return True, f"state.sls {sls} on {node}: {len(ret)} states, {changed} changed"
+
+
+def _primary_lost(ctx, candidate):
+    """
+    Two witnesses that the pillar DNS primary is gone: the master gets no ``test.ping``
+    answer, and ``candidate`` (a secondary, from its own network position) gets no SOA from
+    its BIND. Returns ``(lost, reason, witnesses)``.
+    """
+    lost_id = ctx.pillar_primary_id
+    lost_ip = ctx.nodes[lost_id]["ip"]
+    witnesses = {}
+    answered, ret, _ = _call(lost_id, "test.ping", timeout=ctx.settings["verify_timeout"])
+    witnesses["master"] = {"answered": bool(answered and ret is True)}
+    if answered and ret is True:
+        return False, f"{lost_id} answers the master (its BIND does not: not a loss)", witnesses
+    answered, serial, ok = _call(
+        candidate,
+        "mailcluster.soa_serial",
+        [ctx.cluster_domain],
+        kwarg={"server": lost_ip, "timeout": ctx.settings["verify_timeout"]},
+        timeout=float(ctx.settings["verify_timeout"]) + 4.0,
+    )
+    witnesses["secondary"] = {"node": candidate, "answered": bool(answered and ok), "soa": serial}
+    if not (answered and ok):
+        return False, f"{candidate} cannot witness: {serial}", witnesses
+    if serial is not None:
+        return False, f"{lost_id}'s BIND answers {candidate} (serial {serial})", witnesses
+    return True, f"{lost_id} silent to the master and its BIND silent to {candidate}", witnesses
+
+
+def _promotion_candidates(ctx):
+    """DNS secondaries, those outside the lost primary's data centre first."""
+    lost_dc = (ctx.nodes.get(ctx.pillar_primary_id) or {}).get("dc")
+    return sorted(
+        ctx.dns_secondary_ids,
+        key=lambda n: ((ctx.nodes[n].get("dc") == lost_dc and lost_dc is not None), n),
+    )
+
+
+def _served_serials(ctx, server_ip, zones):
+    per_query = float(ctx.settings["dns_timeout"])
+    out = {}
+    for zone in zones:
+        with contextlib.suppress(Exception):
+            serial = _soa_serial(server_ip, zone, per_query)
+            if serial is not None:
+                out[zone] = serial
+    return out
+
+
+def _promote_secondary(ctx, withdrawn, base):
+    """
+    The pillar DNS primary is unreadable while DNS must change: when both witnesses say it
+    is lost, make a secondary the acting primary (grain ``mailcluster_dns_acting_primary``,
+    the dns role's own states write its zones and config, serials above the ones it served)
+    and point ``ctx`` at it; the other secondaries follow it. Called under ``DNS_LOCK``.
+    Returns ``(promoted, reason)``.
+    """
+    lost_id = ctx.pillar_primary_id
+    if ctx.acting:
+        return False, f"{ctx.acting['node']} acts as the DNS primary already"
+    if not ctx.settings.get("promote_dns_secondary", True):
+        return False, "promote_dns_secondary is false"
+    candidates = _promotion_candidates(ctx)
+    if not lost_id or not candidates:
+        return False, "no DNS secondary in pillar to stand in for the primary"
+    reason, witnesses = "", {}
+    for candidate in candidates:
+        lost, reason, witnesses = _primary_lost(ctx, candidate)
+        if lost or witnesses["master"]["answered"]:
+            break
+    if not lost:
+        return False, f"not promoting a secondary: {reason}"
+    t0 = _now()
+    zones = sorted(ctx.zones(set()))
+    floors = _served_serials(ctx, ctx.nodes[candidate]["ip"], zones)
+    _fire(lost_id, "started", dict(base, action="dns_promote", node_acting=candidate))
+    steps = [
+        (candidate, "grains.setval", [WITHDRAWN_GRAIN, sorted(withdrawn)]),
+        (candidate, "grains.setval", [ACTING_GRAIN, candidate]),
+    ]
+    for node, fun, arg in steps:
+        answered, ret, ok = _call(node, fun, arg, timeout=10.0)
+        if not (answered and ok):
+            return False, f"promoting {candidate}: {fun} failed: {ret}"
+    ok, summary = _state_sls(
+        candidate, "dns.secondary", ctx, pillar={"dns": {"serial_floor": floors}}
+    )
+    if not ok:
+        _call(candidate, "grains.delkey", [ACTING_GRAIN], timeout=10.0)
+        _fire(lost_id, "refused", dict(base, action="dns_promote", reason=summary))
+        return False, f"promoting {candidate}: {summary}"
+    acting = {"node": candidate, "replaces": lost_id, "since": _now()}
+    _change_state(lambda state: state.__setitem__("_dns_acting", acting))
+    ctx.acting = acting
+    ctx.use_primary(candidate)
+    followers = _follow_primary(ctx, candidate)
+    _fire(
+        lost_id,
+        "dns_promoted",
+        dict(
+            base,
+            action="dns_promote",
+            node_acting=candidate,
+            witnesses=witnesses,
+            serial_floor=floors,
+            state=summary,
+            followers=followers,
+            seconds=round(_now() - t0, 3),
+        ),
+    )
+    return True, f"{candidate} acts as the DNS primary"
+
+
+def _follow_primary(ctx, primary):
+    """The other secondaries take their zones from ``primary`` (the grain names it, or its
+    absence the pillar primary); ``{node: summary}``."""
+    out = {}
+    for node in ctx.dns_secondary_ids:
+        if node == primary or node == ctx.pillar_primary_id:
+            continue
+        if primary == ctx.pillar_primary_id:
+            answered, ret, ok = _call(node, "grains.delkey", [ACTING_GRAIN], timeout=10.0)
+        else:
+            answered, ret, ok = _call(node, "grains.setval", [ACTING_GRAIN, primary], timeout=10)
+        if not (answered and ok):
+            out[node] = f"grain not set: {ret}"
+            continue
+        out[node] = _state_sls(node, "dns.secondary", ctx)[1]
+    return out
+
+
+def _restore_primary(ctx, force=False):
+    """
+    The pillar DNS primary is back (answers the master, its BIND answers): it takes the
+    acting primary's records with higher serials (grain + ``dns.primary`` with a serial
+    floor), then the acting one becomes a secondary again. None when there is nothing to do.
+    """
+    if not ctx.acting:
+        return None
+    lost_id, acting_id = ctx.acting["replaces"], ctx.acting["node"]
+    lost_ip = ctx.nodes[lost_id]["ip"]
+    answered, ret, _ = _call(lost_id, "test.ping", timeout=ctx.settings["verify_timeout"])
+    if not (answered and ret is True):
+        return None
+    zones = sorted(ctx.zones(set()))
+    if not _served_serials(ctx, lost_ip, zones[:1]):
+        return None  # its BIND is not up yet
+    if not force and _hold_down_reason(ctx, lost_id):
+        return None  # a failed attempt: not again before hold_down
+    base = _audit_base("reconcile" if not force else "manual", None, None, "back")
+    with _node_lock(DNS_LOCK, ctx.settings["lock_timeout"]) as locked:
+        ctx.follow_state()
+        if not locked or not ctx.acting:
+            return None
+        t0 = _now()
+        # an unreadable stand-in gives way all the same: the last recorded withdrawn set,
+        # the serials that can be read
+        withdrawn, actual, errors = _current_withdrawn(ctx)
+        if errors:
+            log.warning("mailcluster_failover: %s unreadable at restore: %s", acting_id, errors)
+        floors = {zone: serial for zone, (serial, _) in actual.items()}
+        _fire(lost_id, "started", dict(base, action="dns_restore", node_acting=acting_id))
+        answered, ret, ok = _call(lost_id, "grains.setval", [WITHDRAWN_GRAIN, sorted(withdrawn)])
+        if not (answered and ok):
+            return _refuse(lost_id, base, f"grains.setval failed: {ret}", "dns_restore")
+        ok, summary = _state_sls(
+            lost_id, "dns.primary", ctx, pillar={"dns": {"serial_floor": floors}}
+        )
+        ctx.use_primary(lost_id)
+        have, errors = _dns_actual(ctx, zones)
+        behind = sorted(z for z in zones if z not in have or have[z][0] <= floors.get(z, 0))
+        if not ok or errors or behind or _diff_zones(ctx, withdrawn, have):
+            ctx.use_primary(acting_id)
+            _update_state(lost_id, changed=_now(), action="dns_restore")
+            reason = f"{lost_id} not restored ({summary}; errors {errors}; behind {behind})"
+            return _refuse(lost_id, base, reason, "dns_restore", result="failed")
+        answered, ret, ok = _call(acting_id, "grains.delkey", [ACTING_GRAIN], timeout=10.0)
+        demoted = _state_sls(acting_id, "dns.secondary", ctx)[1]
+        followers = _follow_primary(ctx, lost_id)
+        _change_state(lambda state: state.pop("_dns_acting", None))
+        ctx.acting = None
+        propagation = _wait_serials(ctx, zones, time.monotonic())
+    payload = dict(
+        base,
+        action="dns_restore",
+        node_acting=acting_id,
+        serial_floor=floors,
+        serials={zone: serial for zone, (serial, _) in have.items()},
+        state=summary,
+        demoted=demoted,
+        followers=followers,
+        propagation=propagation,
+        seconds=round(_now() - t0, 3),
+    )
+    _fire(lost_id, "dns_restored", payload)
+    return {"node": lost_id, "result": "dns_restored", **payload}
+
+
+def _diff_zones(ctx, withdrawn, actual):
+    """Zones whose managed records differ from the desired ones for ``withdrawn``."""
+    want = ctx.zones(withdrawn)
+    return sorted(z for z in want if z in actual and _diff(actual[z][1], want[z]))
 
 
 # --------------------------------------------------------------------------- decisions
@@ -897,10 +1150,16 @@ def _act(ctx, node, action, base, witnesses, t_start):
         if not locked:
             return _refuse(node, base, "another run holds the DNS lock", action, witnesses)
         # read again under the lock: the other node's run may have changed the records
+        ctx.follow_state()
         withdrawn, actual, dns_errors = _current_withdrawn(ctx)
         if ctx.dns_primary and (dns_errors or not actual):
-            reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}"
-            return _refuse(node, base, reason, action, witnesses)
+            # the primary is gone too (a whole data centre): a secondary takes its place
+            promoted, why = _promote_secondary(ctx, withdrawn, base)
+            if promoted:
+                withdrawn, actual, dns_errors = _current_withdrawn(ctx)
+            if not promoted or dns_errors or not actual:
+                reason = f"DNS primary {ctx.dns_primary} unreadable: {dns_errors}; {why}"
+                return _refuse(node, base, reason, action, witnesses)
         withdrawn = withdrawn | {node} if action == "failover" else withdrawn - {node}
         _fire(node, "started", dict(base, action=action, witnesses=witnesses))
         report = {"skipped": "no dns_primary in pillar"}
@@ -968,6 +1227,11 @@ def handle(tag=None, data=None, **kwargs):
         # engine. Quiet: nothing is fired when there is nothing to do.
         back = {n for n, c in named if c == "back"}
         ctx = _Ctx(_pillar())
+        if ctx.acting and ctx.acting["replaces"] in back:
+            # the DNS primary a secondary stood in for is back
+            restored = _restore_primary(ctx)
+            if restored:
+                results.append(restored)
         for node in sorted({p for n in back if n in ctx.mail_nodes for p in ctx.peers(n)} - back):
             results.append(_evaluate(node, trigger="reconcile", quiet=True))
     return results
@@ -1013,6 +1277,11 @@ def reconcile(**kwargs):
     # fresh pillar: a cached one may still name a zone that is gone (a removed domain whose
     # zone BIND still serves), whose records the failovers no longer touch
     ctx = _Ctx(_pillar(fresh=True))
+    out = []
+    if ctx.acting and ctx.settings.get("enabled", True):
+        restored = _restore_primary(ctx)
+        if restored:
+            out.append(restored)
     # cheap first pass without locks: a node in DNS that answers needs nothing
     withdrawn = _current_withdrawn(ctx)[0]
     answers = {}
@@ -1030,7 +1299,6 @@ def reconcile(**kwargs):
         th.start()
     for th in threads:
         th.join()
-    out = []
     for node in ctx.mail_nodes:
         if node not in withdrawn and answers.get(node):
             out.append({"node": node, "result": "noop", "reason": f"{node} answers"})
@@ -1052,6 +1320,7 @@ def _repair_drift(ctx, answered):
     with _node_lock(DNS_LOCK, 0) as locked:
         if not locked:
             return None
+        ctx.follow_state()
         withdrawn, actual, errors = _current_withdrawn(ctx)
         if errors or not actual:
             return None
@@ -1068,6 +1337,26 @@ def _repair_drift(ctx, answered):
         return None
     log.warning("mailcluster_failover: repaired DNS drift: %s", report)
     return report
+
+
+def restore_dns_primary(**kwargs):
+    """
+    Give the DNS back to the pillar primary when a secondary stands in for it (the engine
+    does this by itself once the primary answers; this skips the hold-down of a failed try).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.restore_dns_primary
+    """
+    ctx = _Ctx(_pillar(fresh=True))
+    if not ctx.acting:
+        return {"result": "noop", "reason": "no DNS secondary stands in for the primary"}
+    return _restore_primary(ctx, force=True) or {
+        "result": "noop",
+        "reason": f"{ctx.acting['replaces']} or its BIND does not answer yet",
+    }
 
 
 def verify(node):
@@ -1102,6 +1391,8 @@ def status():
         "withdrawn": sorted(_withdrawn_in(ctx, actual)) if actual and not errors else None,
         "serials": {z: s for z, (s, _) in actual.items()},
         "dns_errors": errors,
+        "dns_primary": ctx.dns_primary_id,
+        "dns_acting": ctx.acting,
         "state": _load_state(),
         "settings": {k: v for k, v in ctx.settings.items() if k != "beacon"},
     }

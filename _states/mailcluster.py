@@ -42,9 +42,13 @@ def pillar_valid(name):
     return ret
 
 
-def zones_synced(name):
+def zones_synced(name, serial_floor=None):
     """
     Zone files in directory ``name`` hold the records computed from pillar.
+
+    ``serial_floor`` (``{zone: serial}``): a zone whose serial is not above its floor is
+    written again with a higher serial (the failover runner passes the serials a stand-in
+    primary served, docs/selfheal.md).
 
     .. code-block:: yaml
 
@@ -53,8 +57,9 @@ def zones_synced(name):
             - name: /var/lib/bind/mailcluster
     """
     ret = _ret(name)
+    floor = serial_floor or None
     try:
-        plan = __salt__["mailcluster.dns_sync"](name, test=True)
+        plan = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=floor)
         if not plan["changed"]:
             ret["comment"] = "all zones match pillar"
             return ret
@@ -68,7 +73,7 @@ def zones_synced(name):
                 },
             )
             return ret
-        done = __salt__["mailcluster.dns_sync"](name)
+        done = __salt__["mailcluster.dns_sync"](name, serial_floor=floor)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -80,7 +85,7 @@ def zones_synced(name):
             + "; ".join(f"{z}: {e}" for z, e in done["errors"].items()),
         )
         return ret
-    recheck = __salt__["mailcluster.dns_sync"](name, test=True)
+    recheck = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=floor)
     if recheck["changed"]:
         ret.update(result=False, comment=f"zones still differ: {sorted(recheck['changed'])}")
         return ret

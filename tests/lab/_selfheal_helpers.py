@@ -163,7 +163,7 @@ def ensure_selfheal(lab, nodes=("mx1", "mx2")) -> None:
 
 def steady(lab, timeout: float = 180) -> None:
     """Both mail nodes up and answering, each holding its own IP, DNS as pillar says."""
-    for node in ("mx1", "mx2"):
+    for node in ("ns1", "ns2", "mx1", "mx2"):
         lab.ensure_running(node)
     for node in ("mx1", "mx2"):
         # heartbeat 3 may have shut itself down on one side after a healed partition

@@ -23,6 +23,7 @@ from _selfheal_helpers import (
     a_records,
     audit,
     dns_restored,
+    dns_server_without,
     dns_without,
     ensure_selfheal,
     imap_answers,
@@ -97,6 +98,66 @@ def test_kill_mx1_fails_over_and_back(cluster):
         what="mx1's IP back on mx1",
     )
     print(f"kill -> DNS without mx1 on both servers: {t_dns:.2f} s")
+
+
+def _zone_type(lab, node: str, zone: str = "example.test") -> str:
+    out = lab.run(node, "rndc", "zonestatus", zone, timeout=60).stdout
+    return next(
+        (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("type:")), ""
+    )
+
+
+def test_whole_dc1_lost_with_the_dns_primary(cluster):
+    """dc1 (mx1 and ns1, the DNS primary) dies at once: ns2 is promoted after both witnesses
+    agree, the names point at dc2's node; when dc1 returns, ns1 takes the records over with
+    higher serials and ns2 is a secondary again."""
+    lab = cluster
+    ns1, ns2 = DNS_SERVERS["ns1"], DNS_SERVERS["ns2"]
+    t0 = time.time()
+    lab.lab.kill("mx1")
+    lab.lab.kill("ns1")
+    wait_for(lambda: dns_server_without(ns2, MX1_SVC), 90, what="ns2 without mx1's IP", lab=lab)
+    t_dns = time.time() - t0
+    assert a_records(ns2, "mail.example.test") == {MX2_SVC}
+    assert a_records(ns2, "mx1.sales.test") == {MX2_SVC}
+    wait_for(lambda: imap_answers(MX1_SVC), 30, what="IMAP on mx1's service IP")
+    promoted = [e for e in audit(lab, t0, "ns1") if e["event"] == "dns_promoted"]
+    assert [e["node_acting"] for e in promoted] == ["ns2"]
+    assert promoted[0]["witnesses"]["master"]["answered"] is False
+    assert promoted[0]["witnesses"]["secondary"] == {"node": "ns2", "answered": True, "soa": None}
+    assert _zone_type(lab, "ns2") == "primary"
+    # a highstate of ns2 keeps it the acting primary: nothing to change
+    proc = lab.salt("ns2", "state.apply", "test=True", "--out=json", "--static")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    states = json.loads(proc.stdout)["ns2"]
+    assert not {k: v["changes"] for k, v in states.items() if v["changes"]}
+
+    # dc1 returns: ns1 takes the records (serials above ns2's), ns2 becomes a secondary
+    t1 = time.time()
+    lab.ensure_running("ns1")
+    lab.ensure_running("mx1")
+    restored = wait_for(
+        lambda: [e for e in audit(lab, t1, "ns1") if e["event"] == "dns_restored"],
+        120,
+        interval=0.5,
+        what="the dns_restored audit event",
+        lab=lab,
+    )[0]
+    assert restored["node_acting"] == "ns2"
+    assert all(restored["serials"][z] > restored["serial_floor"][z] for z in restored["serials"])
+    assert _zone_type(lab, "ns2") == "secondary"
+    assert "mailcluster_dns_acting_primary" not in lab.salt_json("ns2", "grains.items")["ns2"]
+    wait_for(dns_restored, 120, interval=0.2, what="DNS restored on both servers", lab=lab)
+    for zone in ("example.test", "sales.test", "cluster.test"):
+        wait_for(
+            lambda z=zone: serial(ns2, z) == serial(ns1, z),
+            10,
+            what=f"ns2 serving ns1's serial of {zone}",
+        )
+    status = json.loads(lab.salt_run("mailcluster_failover.status", "--out=json").stdout)
+    assert status["dns_acting"] is None
+    assert status["dns_primary"] == "ns1"
+    print(f"kill of dc1 -> ns2 without mx1: {t_dns:.2f} s; restore took {restored['seconds']} s")
 
 
 def test_forged_event_from_ns2_is_refused(cluster):

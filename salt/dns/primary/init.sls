@@ -19,6 +19,8 @@ dns-primary-zone-dir-file-directory:
 dns-primary-zones-mailcluster-zones-synced:
   mailcluster.zones_synced:
     - name: {{ dns.primary_dir }}
+    # only given by the failover runner (pillar dns:serial_floor on its state.sls call)
+    - serial_floor: {{ dns.get("serial_floor") or {} | json }}
     - require:
       - file: dns-primary-zone-dir-file-directory
       - sls: dns.service

@@ -1,5 +1,14 @@
 {%- from "common/map.jinja" import mapdata as dns with context %}
 # dns.secondary: every cluster zone transferred from the primary (NOTIFY + IXFR).
+# While the failover runner has made this secondary the acting primary (grain
+# mailcluster_dns_acting_primary: the pillar primary is lost, docs/selfheal.md), it is a
+# primary: a highstate then keeps it one instead of turning it back into a secondary of a
+# dead node. The runner turns it back when the pillar primary has returned.
+{%- if dns.cluster.role == "primary" %}
+
+include:
+  - dns.primary
+{%- else %}
 
 include:
   - dns
@@ -35,3 +44,19 @@ dns-secondary-reconfig-cmd-run:
       - file: dns-secondary-local-file-managed
     - require:
       - sls: dns.service
+
+# A zone turned (back) into a secondary loads its old copy and would wait for the next NOTIFY
+# or its refresh timer: after the failover runner gave the DNS back to a returned primary it
+# served the records of before the failover for 18 s. Ask the primary for each zone now.
+dns-secondary-refresh-cmd-run:
+  cmd.run:
+    - name: >-
+        {%- for zone in dns.cluster.zones %}
+        rndc refresh {{ zone }} &&
+        {%- endfor %}
+        true
+    - onchanges:
+      - file: dns-secondary-local-file-managed
+    - require:
+      - cmd: dns-secondary-reconfig-cmd-run
+{%- endif %}
