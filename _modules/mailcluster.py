@@ -534,7 +534,7 @@ def _dns_facts(mc, name):
     secondaries = sorted(n for n in dns_nodes if n != primary)
     return {
         "role": "primary" if name == primary else "secondary",
-        "acting": primary not in nodes_with("dns_primary", pl),
+        "acting": primary is not None and primary not in nodes_with("dns_primary", pl),
         "primary_ip": mc["nodes"][primary]["ip"] if primary else None,
         "secondary_ips": [mc["nodes"][n]["ip"] for n in secondaries],
         "zones": sorted(zones(_mc=mc)),
@@ -780,7 +780,7 @@ def _serial_floors(plan, serial_floor):
                 continue
             step.update(action="update", old_serial=step["serial"])
         # only for a zone being written: one local query, never on a no-change run
-        floor = max(floor, soa_serial(zone) or 0)
+        floor = max(floor, soa_serial(zone, timeout=0.5) or 0)
         step["serial"] = max(step["serial"], floor + 1)
     return plan
 

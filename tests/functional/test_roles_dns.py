@@ -97,3 +97,69 @@ def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch):
     assert "example.test" in out["errors"]
     assert (zdir / "db.example.test").read_text() == before
     assert not [p for p in pathlib.Path(zdir).iterdir() if p.name.startswith(".db.")]
+
+
+def test_serial_floor_rewrites_only_zones_under_it(tmp_path):
+    mod, _ = _load_module(_lab_pillar(), {"id": "ns1"})
+    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None  # no BIND here
+    zdir = tmp_path / "zones"
+    serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]
+    # the serials a stand-in primary served: only the zone at or under its floor moves
+    out = mod.dns_sync(str(zdir), serial_floor={"example.test": serial + 5, "sales.test": 1})
+    assert out["changed"] == {"example.test": {"old": serial, "new": serial + 6}}
+    assert mod.dns_sync(str(zdir), serial_floor={"example.test": serial + 5})["changed"] == {}
+    zone = dns.zone.from_file(str(zdir / "db.example.test"), origin="example.test")
+    assert zone.get_soa().serial == serial + 6
+
+
+def test_new_zone_starts_above_the_served_serial(tmp_path):
+    """A secondary promoted to primary writes its zones above the copy its BIND serves."""
+    mod, _ = _load_module(_lab_pillar(), {"id": "ns2"})
+    served = {"example.test": 2099123199}
+    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: served.get(zone)
+    out = mod.dns_sync(str(tmp_path / "zones"))
+    assert out["changed"]["example.test"]["new"] == 2099123200
+    assert out["changed"]["sales.test"]["new"] < 2099123200
+
+
+def test_stale_journal_is_dropped_with_a_rewrite(tmp_path):
+    """A journal BIND cannot merge (the zone is not served as a primary here: a secondary
+    being promoted again) belongs to an older file: BIND refused such a zone in the lab."""
+    mod, _ = _load_module(_lab_pillar(), {"id": "ns2"})
+    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None
+    zdir = tmp_path / "zones"
+    serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]
+    jnl = zdir / "db.example.test.jnl"
+    jnl.write_bytes(b";BIND LOG V9\n")
+    out = mod.dns_sync(str(zdir))
+    assert out["changed"] == {"example.test": {"old": serial, "new": serial + 1}}
+    assert not jnl.exists()
+    assert mod.dns_sync(str(zdir))["changed"] == {}
+
+
+def test_acting_primary_grain_turns_a_secondary_into_the_primary(tmp_path):
+    """The failover runner's grain makes ns2 the primary of the dns role (its highstate keeps
+    it one); a grain naming a node without a DNS role is ignored."""
+    grain = "mailcluster_dns_acting_primary"
+    plain, _, acting = run_node(
+        tmp_path,
+        "ns2",
+        [
+            ["mailcluster.mapdata", "dns"],
+            ["grains.setval", grain, "ns2"],
+            ["mailcluster.mapdata", "dns"],
+        ],
+    )
+    # a new process, as a minion job is: the states render with the grain from the start
+    (sls,) = run_node(tmp_path, "ns2", [["state.show_sls", "dns.secondary"]])
+    _, stray = run_node(
+        tmp_path, "ns2", [["grains.setval", grain, "mx1"], ["mailcluster.dns_primary"]]
+    )
+    assert (plain["cluster"]["role"], plain["cluster"]["acting"]) == ("secondary", False)
+    assert plain["cluster"]["primary_ip"] == "10.88.0.21"
+    facts = acting["cluster"]
+    assert (facts["role"], facts["acting"], facts["primary_ip"]) == ("primary", True, "10.88.0.22")
+    assert facts["secondary_ips"] == ["10.88.0.21"]
+    assert "dns-primary-zones-mailcluster-zones-synced" in sls
+    assert "dns-secondary-local-file-managed" not in sls
+    assert stray == "ns1"
