@@ -69,11 +69,6 @@ interface: 0.0.0.0
 {transport}
 auto_accept: True
 worker_threads: 3
-# Salt 3008's pooled request router forwards every request over one IPC client per worker;
-# the burst of re-authentications after a master restart made it fail ("Error in pool
-# routing: Already reading") and the minions it failed stayed connected but deaf
-# (saltstack/salt#66379 looks the same). The classic MWorker layout has no router.
-worker_pools_enabled: False
 presence_events: True
 loop_interval: 5
 timeout: 20

@@ -10,7 +10,6 @@ leave the cluster as they found it (mx1 running, DNS as pillar says).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
@@ -217,13 +216,6 @@ def test_partition_changes_no_dns(cluster):
     assert _serials() == before or dns_restored()
 
 
-@pytest.mark.skipif(
-    os.environ.get("MC_LAB_EXTRA") != "1",
-    reason="opt-in (MC_LAB_EXTRA=1): after a master restart Salt 3008.4's tcp minions "
-    "sometimes stay away (mx2 not back within 120 s in a full CI-like run, 'message "
-    "authentication failed' in the master log: saltstack/salt#66379); passes alone (3/3); "
-    "the integration tier covers the same path",
-)
 def test_master_down_while_mx1_dies(cluster):
     """Heartbeat moves the IP without the master; when the master returns, DNS follows."""
     lab = cluster
