@@ -159,6 +159,36 @@ def test_whole_dc1_lost_with_the_dns_primary(cluster):
     print(f"kill of dc1 -> ns2 without mx1: {t_dns:.2f} s; restore took {restored['seconds']} s")
 
 
+def test_node_without_its_store_gives_its_ip_to_the_peer(cluster):
+    """The Maildir store goes away on mx1: heartbeat stops with postfix and dovecot (the mail
+    role's guard), so mx2 serves mx1's service IP instead of mx1 refusing mail on it."""
+    lab = cluster
+    units = ["heartbeat", "postfix", "dovecot"]
+    lab.run("mx1", "systemctl", "stop", "var-vmail.mount", timeout=60)
+    try:
+        states = lab.run("mx1", "systemctl", "is-active", *units).stdout.split()
+        assert states == ["inactive"] * 3
+        wait_for(
+            lambda: MX1_SVC in lab.run("mx2", "ip", "-o", "addr", "show").stdout,
+            30,
+            interval=0.5,
+            what="mx1's IP on mx2",
+        )
+        wait_for(lambda: imap_answers(MX1_SVC), 30, what="IMAP on mx1's IP, from mx2")
+        assert smtp_answers(MX1_SVC)
+    finally:
+        # starting the units mounts the store again (RequiresMountsFor)
+        lab.run("mx1", "systemctl", "start", *units, timeout=120)
+    assert lab.run("mx1", "mountpoint", "-q", "/var/vmail").returncode == 0
+    wait_for(
+        lambda: MX1_SVC in lab.run("mx1", "ip", "-o", "addr", "show").stdout,
+        60,
+        interval=0.5,
+        what="mx1's IP back on mx1",
+    )
+    assert dns_restored()
+
+
 def test_forged_event_from_ns2_is_refused(cluster):
     lab = cluster
     before = _serials()
