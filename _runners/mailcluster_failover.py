@@ -1059,10 +1059,13 @@ def _hold_down_reason(ctx, node):
     return f"hold-down: {left:.1f} s left before {node} may change again"
 
 
-def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None, quiet=False):
+def _evaluate(
+    node, trigger="manual", claim=None, tag=None, data=None, want=None, quiet=False, pinged=False
+):
     """
     Look at ``node`` and do what its real state calls for. ``want`` limits the action
-    (``failover``/``failback``); ``claim`` is what the trigger said (only for the audit).
+    (``failover``/``failback``); ``claim`` is what the trigger said (only for the audit);
+    ``pinged``: the reconcile's own ping found the node silent already (no second one).
     """
     t_start = _now()
     base = _audit_base(trigger, tag, data, claim)
@@ -1086,7 +1089,7 @@ def _evaluate(node, trigger="manual", claim=None, tag=None, data=None, want=None
         if not is_out and want != "failback":
             if claim == "back" and trigger != "manual":
                 return {"node": node, "result": "noop", "reason": f"{node} is in DNS already"}
-            if trigger == "reconcile":
+            if trigger == "reconcile" and not pinged:
                 answered, ret, _ = _call(node, "test.ping", timeout=ctx.settings["verify_timeout"])
                 if answered and ret is True:
                     return {"node": node, "result": "noop", "reason": f"{node} answers"}
@@ -1303,7 +1306,7 @@ def reconcile(**kwargs):
         if node not in withdrawn and answers.get(node):
             out.append({"node": node, "result": "noop", "reason": f"{node} answers"})
             continue
-        out.append(_evaluate(node, trigger="reconcile", quiet=True))
+        out.append(_evaluate(node, trigger="reconcile", quiet=True, pinged=node in answers))
     if ctx.dns_primary and ctx.settings.get("enabled", True):
         report = _repair_drift(ctx, {n for n, ok in answers.items() if ok})
         if report:
