@@ -23,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from failover_bench import REPO, hb_settings, mail_flow_report, pct, probe_all
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lab"))
+sys.path.insert(0, str(REPO / "tests" / "lab"))
 
-from _mail_flow import Sender  # noqa: E402  (paths set up by failover_bench)
+from _mail_flow import Sender  # noqa: E402
 from _selfheal_helpers import (  # noqa: E402
     DNS_SERVERS,
     MX1_SVC,
@@ -37,6 +39,7 @@ from _selfheal_helpers import (  # noqa: E402
     steady,
 )
 from conftest import LabHandle  # noqa: E402
+from failover_bench import hb_settings, mail_flow_report, pct, probe_all  # noqa: E402
 from mclab.lab import Lab  # noqa: E402
 
 HOLD_DOWN = 11.0  # the runner's hold_down (10 s) and a margin
