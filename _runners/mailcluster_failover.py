@@ -290,19 +290,11 @@ class _Ctx:
         self.mc = mc
         self.settings = _selfheal_settings(pillar)
         self.nodes = mc.get("nodes") or {}
-        self.mail_nodes = sorted(
-            n for n, d in self.nodes.items() if "mail" in ((d or {}).get("roles") or [])
-        )
-        self.ha_nodes = sorted(
-            n for n, d in self.nodes.items() if "ha" in ((d or {}).get("roles") or [])
-        )
-        primaries = sorted(
-            n for n, d in self.nodes.items() if "dns_primary" in ((d or {}).get("roles") or [])
-        )
+        self.mail_nodes = self.with_role("mail")
+        self.ha_nodes = self.with_role("ha")
+        primaries = self.with_role("dns_primary")
         self.pillar_primary_id = primaries[0] if primaries else None
-        self.dns_secondary_ids = sorted(
-            n for n, d in self.nodes.items() if "dns_secondary" in ((d or {}).get("roles") or [])
-        )
+        self.dns_secondary_ids = self.with_role("dns_secondary")
         self.acting = None
         self.follow_state()
         cdomain = (mc.get("cluster") or {}).get("domain")
@@ -316,6 +308,9 @@ class _Ctx:
         self.key_algorithm = tsig.get("algorithm") or "hmac-sha256"
         if tsig.get("secret"):
             self.keyring = dns.tsigkeyring.from_text({self.key_name: tsig["secret"]})
+
+    def with_role(self, role):
+        return sorted(n for n, d in self.nodes.items() if role in ((d or {}).get("roles") or []))
 
     def follow_state(self):
         """Point at the DNS node the runner's state file says takes the updates: the pillar
@@ -594,8 +589,22 @@ def _axfr(ctx, zone):
     return serial, recs
 
 
+def _answers_soa(ctx, zone, tries=2):
+    """The DNS primary answers an SOA query for ``zone`` (a dead one costs ``tries`` x 0.5 s
+    here instead of the transfer's whole ``dns_timeout`` lifetime, twice per run)."""
+    per_try = min(0.5, float(ctx.settings["dns_timeout"]))
+    for _ in range(tries):
+        with contextlib.suppress(Exception):
+            if _soa_serial(ctx.dns_primary, zone, per_try) is not None:
+                return True
+    return False
+
+
 def _dns_actual(ctx, zones):
     actual, errors = {}, {}
+    if zones and not _answers_soa(ctx, zones[0]):
+        errors[zones[0]] = f"no SOA answer from {ctx.dns_primary}"
+        return actual, errors
     for zone in zones:
         try:
             actual[zone] = _axfr(ctx, zone)
@@ -805,19 +814,31 @@ def _primary_lost(ctx, candidate):
     lost_id = ctx.pillar_primary_id
     lost_ip = ctx.nodes[lost_id]["ip"]
     witnesses = {}
-    answered, ret, _ = _call(lost_id, "test.ping", timeout=ctx.settings["verify_timeout"])
-    witnesses["master"] = {"answered": bool(answered and ret is True)}
-    if answered and ret is True:
+
+    def master():
+        answered, ret, _ = _call(lost_id, "test.ping", timeout=ctx.settings["verify_timeout"])
+        witnesses["master"] = {"answered": bool(answered and ret is True)}
+
+    def secondary():
+        answered, serial, ok = _call(
+            candidate,
+            "mailcluster.soa_serial",
+            [ctx.cluster_domain],
+            kwarg={"server": lost_ip, "timeout": ctx.settings["verify_timeout"]},
+            timeout=float(ctx.settings["verify_timeout"]) + 4.0,
+        )
+        witnesses["secondary"] = {"node": candidate, "answered": bool(answered and ok)}
+        witnesses["secondary"]["soa"] = serial
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (master, secondary)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    serial = witnesses["secondary"]["soa"]
+    if witnesses["master"]["answered"]:
         return False, f"{lost_id} answers the master (its BIND does not: not a loss)", witnesses
-    answered, serial, ok = _call(
-        candidate,
-        "mailcluster.soa_serial",
-        [ctx.cluster_domain],
-        kwarg={"server": lost_ip, "timeout": ctx.settings["verify_timeout"]},
-        timeout=float(ctx.settings["verify_timeout"]) + 4.0,
-    )
-    witnesses["secondary"] = {"node": candidate, "answered": bool(answered and ok), "soa": serial}
-    if not (answered and ok):
+    if not witnesses["secondary"]["answered"]:
         return False, f"{candidate} cannot witness: {serial}", witnesses
     if serial is not None:
         return False, f"{lost_id}'s BIND answers {candidate} (serial {serial})", witnesses
@@ -871,14 +892,10 @@ def _promote_secondary(ctx, withdrawn, base):
     zones = sorted(ctx.zones(set()))
     floors = _served_serials(ctx, ctx.nodes[candidate]["ip"], zones)
     _fire(lost_id, "started", dict(base, action="dns_promote", node_acting=candidate))
-    steps = [
-        (candidate, "grains.setval", [WITHDRAWN_GRAIN, sorted(withdrawn)]),
-        (candidate, "grains.setval", [ACTING_GRAIN, candidate]),
-    ]
-    for node, fun, arg in steps:
-        answered, ret, ok = _call(node, fun, arg, timeout=10.0)
-        if not (answered and ok):
-            return False, f"promoting {candidate}: {fun} failed: {ret}"
+    grains = {WITHDRAWN_GRAIN: sorted(withdrawn), ACTING_GRAIN: candidate}
+    answered, ret, ok = _call(candidate, "grains.setvals", [grains], timeout=10.0)
+    if not (answered and ok):
+        return False, f"promoting {candidate}: grains.setvals failed: {ret}"
     ok, summary = _state_sls(
         candidate, "dns.secondary", ctx, pillar={"dns": {"serial_floor": floors}}
     )
