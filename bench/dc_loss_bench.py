@@ -23,24 +23,25 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lab"))
-sys.path.insert(0, str(REPO / "tests" / "lab"))
-
-from _mail_flow import Sender  # noqa: E402
-from _selfheal_helpers import (  # noqa: E402
+# the lab tool and the lab tests' helpers, through failover_bench (which puts them on sys.path)
+from failover_bench import (
     DNS_SERVERS,
     MX1_SVC,
+    REPO,
+    Lab,
+    LabHandle,
     audit,
     dns_restored,
     dns_server_without,
     ensure_selfheal,
+    hb_settings,
     imap_answers,
+    mail_line,
+    probe_all,
+    runs_under_mail,
+    spread,
     steady,
 )
-from conftest import LabHandle  # noqa: E402
-from failover_bench import hb_settings, mail_flow_report, pct, probe_all  # noqa: E402
-from mclab.lab import Lab  # noqa: E402
 
 HOLD_DOWN = 11.0  # the runner's hold_down (10 s) and a margin
 
@@ -99,23 +100,8 @@ def main() -> int:
 
     lab = LabHandle(Lab())
     ensure_selfheal(lab)
-    runs = []
-    flow = Sender(DNS_SERVERS["ns2"], "bob@example.test", f"dcbench-{int(time.time())}")
-    flow.start()
-    try:
-        for i in range(args.runs):
-            res = one_run(lab, args.timeout)
-            runs.append(res)
-            print(f"run {i + 1}/{args.runs}: {json.dumps(res)}", flush=True)
-        steady(lab)
-    finally:
-        flow.stop()
-    mail = mail_flow_report(lab, flow)
-
-    def stat(key):
-        vals = [r[key] for r in runs]
-        return {"p50": pct(vals, 50), "p95": pct(vals, 95), "min": pct(vals, 0),
-                "max": pct(vals, 100), "missed": sum(v is None for v in vals)}  # fmt: skip
+    # the sender looks up MX at ns2: ns1 is part of what dies
+    runs, mail = runs_under_mail(lab, "ns2", "run", args.runs, one_run, args.timeout)
 
     keys = [
         ("kill -> IMAP answered on mx1's IP", "imap"),
@@ -129,7 +115,7 @@ def main() -> int:
     summary = {
         "heartbeat": hb_settings(lab),
         "runs": len(runs),
-        **{key: stat(key) for _, key in keys},
+        **{key: spread(runs, key) for _, key in keys},
         "triggers": sorted({str(r["trigger"]) for r in runs}),
         "mail_through_runs": mail,
         "results": runs,
@@ -142,11 +128,7 @@ def main() -> int:
     for label, key in keys:
         s = summary[key]
         print(f"{label:52} {s['p50']!s:>7} {s['p95']!s:>7} {s['max']!s:>7}")
-    print(
-        f"mail through the runs: {mail['accepted']} accepted of {mail['messages']}, "
-        f"{mail['delivered_once']} delivered once, {mail['delivered_twice_or_more']} twice or"
-        f" more, {mail['lost']} lost, {mail['retried']} needed a retry"
-    )
+    print(mail_line(mail, "runs"))
     print(f"written to {out}")
     return 0
 

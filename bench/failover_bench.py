@@ -62,6 +62,18 @@ def pct(values, p):
     return round(vals[lo] + (vals[hi] - vals[lo]) * (k - lo), 3)
 
 
+def spread(runs: list[dict], key: str) -> dict:
+    """p50, p95, min, max of ``key`` over the runs, and how many runs missed it (None)."""
+    vals = [r[key] for r in runs]
+    return {
+        "p50": pct(vals, 50),
+        "p95": pct(vals, 95),
+        "min": pct(vals, 0),
+        "max": pct(vals, 100),
+        "missed": sum(v is None for v in vals),
+    }
+
+
 def first_true(predicate, t0, timeout, interval=0.02):
     deadline = t0 + timeout
     while time.monotonic() < deadline:
@@ -211,6 +223,30 @@ def mail_flow_report(lab: LabHandle, sender: Sender, timeout: float = 180) -> di
     }
 
 
+def runs_under_mail(lab: LabHandle, resolver: str, label: str, count: int, one, *args):
+    """``one(lab, *args)`` ``count`` times while an MTA-like sender (MX lookups at
+    ``resolver``) runs through all of them: ``(results, accepted vs delivered exactly once)``."""
+    runs = []
+    flow = Sender(DNS_SERVERS[resolver], "bob@example.test", f"{label}-{int(time.time())}")
+    flow.start()
+    try:
+        for i in range(count):
+            runs.append(one(lab, *args))
+            print(f"{label} {i + 1}/{count}: {json.dumps(runs[-1])}", flush=True)
+        steady(lab)
+    finally:
+        flow.stop()
+    return runs, mail_flow_report(lab, flow)
+
+
+def mail_line(mail: dict, through: str) -> str:
+    return (
+        f"mail through the {through}: {mail['accepted']} accepted of {mail['messages']}, "
+        f"{mail['delivered_once']} delivered once, {mail['delivered_twice_or_more']} twice or"
+        f" more, {mail['lost']} lost, {mail['retried']} needed a retry"
+    )
+
+
 def tune_heartbeat(lab: LabHandle, spec: str | None) -> Path | None:
     if not spec:
         return None
@@ -238,19 +274,7 @@ def main() -> int:
     local = tune_heartbeat(lab, args.heartbeat)
     try:
         hb = hb_settings(lab)
-        runs = []
-        # a sending MTA runs through all the kills: accepted vs delivered exactly once
-        flow = Sender(DNS_SERVERS["ns1"], "bob@example.test", f"bench-{int(time.time())}")
-        flow.start()
-        try:
-            for i in range(args.kills):
-                res = one_kill(lab, args.timeout)
-                runs.append(res)
-                print(f"kill {i + 1}/{args.kills}: {json.dumps(res)}", flush=True)
-            steady(lab)
-        finally:
-            flow.stop()
-        mail = mail_flow_report(lab, flow)
+        runs, mail = runs_under_mail(lab, "ns1", "kill", args.kills, one_kill, args.timeout)
         print(f"mail through the kills: {json.dumps(mail)}", flush=True)
         load = steady_load(lab, args.steady_minutes) if args.steady_minutes > 0 else None
     finally:
@@ -258,27 +282,17 @@ def main() -> int:
             local.unlink()
             lab.salt("-L", "mx1,mx2", "state.apply", "ha", "--out=json", "--static")
 
-    def stat(key):
-        vals = [r[key] for r in runs]
-        return {
-            "p50": pct(vals, 50),
-            "p95": pct(vals, 95),
-            "min": pct(vals, 0),
-            "max": pct(vals, 100),
-            "missed": sum(v is None for v in vals),
-        }
-
     summary = {
         "heartbeat": hb,
         "kills": len(runs),
-        "kill_to_imap_on_lost_ip": stat("imap"),
-        "kill_to_dns_ns1": stat("dns_ns1"),
-        "kill_to_dns_ns2": stat("dns_ns2"),
-        "kill_to_dns_both": stat("dns_both"),
-        "runner_failover_seconds": stat("runner_s"),
-        "boot_to_dns_restored": stat("return_dns"),
-        "runner_failback_seconds": stat("failback_runner_s"),
-        "healthy_to_dns_restored": stat("healthy_to_dns"),
+        "kill_to_imap_on_lost_ip": spread(runs, "imap"),
+        "kill_to_dns_ns1": spread(runs, "dns_ns1"),
+        "kill_to_dns_ns2": spread(runs, "dns_ns2"),
+        "kill_to_dns_both": spread(runs, "dns_both"),
+        "runner_failover_seconds": spread(runs, "runner_s"),
+        "boot_to_dns_restored": spread(runs, "return_dns"),
+        "runner_failback_seconds": spread(runs, "failback_runner_s"),
+        "healthy_to_dns_restored": spread(runs, "healthy_to_dns"),
         "mail_through_kills": mail,
         "triggers": sorted({str(r["trigger"]) for r in runs}),
         "steady": load,
@@ -306,11 +320,7 @@ def main() -> int:
     for label, key, anchor in rows:
         s = summary[key]
         print(f"{label:48} {s['p50']!s:>7} {s['p95']!s:>7}   {anchor}")
-    print(
-        f"mail through the kills: {mail['accepted']} accepted of {mail['messages']}, "
-        f"{mail['delivered_once']} delivered once, {mail['delivered_twice_or_more']} twice or"
-        f" more, {mail['lost']} lost, {mail['retried']} needed a retry"
-    )
+    print(mail_line(mail, "kills"))
     if load:
         print(
             f"steady load {load['minutes']} min: {load['messages_accepted']} messages, "
