@@ -307,15 +307,20 @@ def test_mail_under_failover_is_delivered_exactly_once(cluster):
     accepted = {m.message_id: m for m in sender.accepted()}
     assert len(accepted) == len(sender.messages), "a message was never accepted"
     retried = sender.retried()
-    # the kill really hit the flow: some messages needed another address or another try
-    assert retried, "no message needed a retry: the kill did not meet the flow"
+    slowest = max(m.accepted_at - m.first_try for m in accepted.values())
+    # the kill really hit the flow: a message needed another address or another try, or its
+    # connection waited for heartbeat to move the IP (a SYN to the dead node retransmitted
+    # until mx2 answered on mx1's IP: accepted at the first try, seconds late; seen in a
+    # CI-like run). Unhindered, a message is accepted in well under a second.
+    assert retried or slowest > 1.0, (
+        f"the kill did not meet the flow: no retry, slowest accepted after {slowest:.2f} s"
+    )
 
     copies = delivered_copies(maildir, sender, 120)
     assert set(accepted) <= set(copies), f"never delivered: {set(accepted) - set(copies)}"
     twice = {mid: n for mid, n in copies.items() if n != 1}
     assert not twice, f"delivered more than once: {twice}"
     assert set(copies) == set(accepted), set(copies) ^ set(accepted)
-    slowest = max(m.accepted_at - m.first_try for m in accepted.values())
     print(
         f"mail under failover: {len(accepted)} accepted ({during} by {t_during:.0f} s"
         f" after the kill), {len(copies)} delivered once, {len(retried)} retried, slowest"
