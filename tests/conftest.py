@@ -4,8 +4,23 @@ import logging
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
+
+
+@pytest.fixture
+def lab_pillar():
+    """The lab's pillar as the master compiles it for a DNS node (pillar/*.sls that carry the
+    cluster; node.sls and the optional ones left out): a fresh copy per test, to change."""
+    pillar = {}
+    for name in ("topology", "domains", "secrets"):
+        data = yaml.safe_load((REPO / "pillar" / f"{name}.sls").read_text())
+        for key, value in data.items():
+            pillar.setdefault(key, {}).update(value)
+    return pillar
 
 
 def pytest_unconfigure(config):

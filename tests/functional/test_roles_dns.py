@@ -9,7 +9,6 @@ import importlib.util
 import pathlib
 
 import dns.zone
-import yaml
 from test_roles_support import REPO, run_node
 
 
@@ -47,17 +46,8 @@ def _load_module(pillar, grains):
     return mod, calls
 
 
-def _lab_pillar():
-    pillar = {}
-    for name in ("topology", "domains", "secrets"):
-        data = yaml.safe_load((REPO / "pillar" / f"{name}.sls").read_text())
-        for key, value in data.items():
-            pillar.setdefault(key, {}).update(value)
-    return pillar
-
-
-def test_serial_moves_only_when_records_change(tmp_path):
-    pillar = _lab_pillar()
+def test_serial_moves_only_when_records_change(tmp_path, lab_pillar):
+    pillar = lab_pillar  # this test changes it
     mod, calls = _load_module(pillar, {"id": "ns1"})
     zdir = tmp_path / "zones"
     first = mod.dns_sync(str(zdir))
@@ -86,8 +76,8 @@ def test_serial_moves_only_when_records_change(tmp_path):
     assert zone.get_rdataset("webmail", "A") is not None
 
 
-def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch):
-    pillar = _lab_pillar()
+def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch, lab_pillar):
+    pillar = lab_pillar  # this test changes it
     mod, _ = _load_module(pillar, {"id": "ns1"})
     zdir = tmp_path / "zones"
     mod.dns_sync(str(zdir))
@@ -99,8 +89,8 @@ def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch):
     assert not [p for p in pathlib.Path(zdir).iterdir() if p.name.startswith(".db.")]
 
 
-def test_serial_floor_rewrites_only_zones_under_it(tmp_path):
-    mod, _ = _load_module(_lab_pillar(), {"id": "ns1"})
+def test_serial_floor_rewrites_only_zones_under_it(tmp_path, lab_pillar):
+    mod, _ = _load_module(lab_pillar, {"id": "ns1"})
     mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None  # no BIND here
     zdir = tmp_path / "zones"
     serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]
@@ -112,9 +102,9 @@ def test_serial_floor_rewrites_only_zones_under_it(tmp_path):
     assert zone.get_soa().serial == serial + 6
 
 
-def test_new_zone_starts_above_the_served_serial(tmp_path):
+def test_new_zone_starts_above_the_served_serial(tmp_path, lab_pillar):
     """A secondary promoted to primary writes its zones above the copy its BIND serves."""
-    mod, _ = _load_module(_lab_pillar(), {"id": "ns2"})
+    mod, _ = _load_module(lab_pillar, {"id": "ns2"})
     served = {"example.test": 2099123199}
     mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: served.get(zone)
     out = mod.dns_sync(str(tmp_path / "zones"))
@@ -122,10 +112,10 @@ def test_new_zone_starts_above_the_served_serial(tmp_path):
     assert out["changed"]["sales.test"]["new"] < 2099123200
 
 
-def test_stale_journal_is_dropped_with_a_rewrite(tmp_path):
+def test_stale_journal_is_dropped_with_a_rewrite(tmp_path, lab_pillar):
     """A journal BIND cannot merge (the zone is not served as a primary here: a secondary
     being promoted again) belongs to an older file: BIND refused such a zone in the lab."""
-    mod, _ = _load_module(_lab_pillar(), {"id": "ns2"})
+    mod, _ = _load_module(lab_pillar, {"id": "ns2"})
     mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None
     zdir = tmp_path / "zones"
     serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]

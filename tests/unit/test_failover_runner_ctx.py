@@ -6,17 +6,7 @@ in tests/lab/test_selfheal_failover.py (test_whole_dc1_lost_with_the_dns_primary
 import json
 
 import pytest
-import yaml
 from mc_unit_helpers import REPO, load_loader_module
-
-
-def _lab_pillar():
-    pillar = {}
-    for name in ("topology", "domains", "secrets"):
-        data = yaml.safe_load((REPO / "pillar" / f"{name}.sls").read_text())
-        for key, value in data.items():
-            pillar.setdefault(key, {}).update(value)
-    return pillar
 
 
 @pytest.fixture
@@ -33,16 +23,16 @@ def _write_state(runner, state):
         json.dump(state, fh)
 
 
-def test_pillar_primary_takes_the_updates(runner):
-    ctx = runner._Ctx(_lab_pillar())
+def test_pillar_primary_takes_the_updates(runner, lab_pillar):
+    ctx = runner._Ctx(lab_pillar)
     assert (ctx.dns_primary_id, ctx.dns_primary, ctx.acting) == ("ns1", "10.88.0.21", None)
     assert ctx.dns_secondaries == ["10.88.0.22"]
     assert ctx.mail_nodes == ["mx1", "mx2"]
 
 
-def test_a_recorded_stand_in_takes_the_updates_and_the_lost_primary_is_left_out(runner):
+def test_a_recorded_stand_in_takes_the_updates_and_the_lost_primary_is_left_out(runner, lab_pillar):
     _write_state(runner, {"_dns_acting": {"node": "ns2", "replaces": "ns1", "since": 1.0}})
-    ctx = runner._Ctx(_lab_pillar())
+    ctx = runner._Ctx(lab_pillar)
     assert (ctx.dns_primary_id, ctx.dns_primary) == ("ns2", "10.88.0.22")
     assert ctx.dns_secondaries == []
     # given back: the same context follows the state file when told to
@@ -58,14 +48,14 @@ def test_a_recorded_stand_in_takes_the_updates_and_the_lost_primary_is_left_out(
         {"node": "ns2", "replaces": "ns3"},  # stands in for a node that is not the primary
     ],
 )
-def test_a_stand_in_that_does_not_fit_the_pillar_is_ignored(runner, acting):
+def test_a_stand_in_that_does_not_fit_the_pillar_is_ignored(runner, acting, lab_pillar):
     _write_state(runner, {"_dns_acting": acting})
-    ctx = runner._Ctx(_lab_pillar())
+    ctx = runner._Ctx(lab_pillar)
     assert (ctx.dns_primary_id, ctx.acting) == ("ns1", None)
 
 
-def test_candidates_outside_the_lost_primarys_data_centre_come_first(runner):
-    pillar = _lab_pillar()
+def test_candidates_outside_the_lost_primarys_data_centre_come_first(runner, lab_pillar):
+    pillar = lab_pillar  # this test changes it
     nodes = pillar["mailcluster"]["nodes"]
     nodes["ns0"] = {"ip": "10.88.0.20", "dc": "dc1", "roles": ["common", "dns_secondary"]}
     nodes["ns3"] = {"ip": "10.88.0.23", "dc": "dc2", "roles": ["common", "dns_secondary"]}
