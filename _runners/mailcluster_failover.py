@@ -679,12 +679,9 @@ def _send_update(ctx, zone, changes):
 
 
 def _soa_serial(server, zone, timeout):
-    q = dns.message.make_query(zone, "SOA")
-    resp = dns.query.udp(q, server, timeout=timeout)
-    for rrset in resp.answer:
-        if rrset.rdtype == dns.rdatatype.SOA:
-            return rrset[0].serial
-    return None
+    """The roles' own query (``mailcluster.soa_serial``, which a secondary runs as a witness):
+    the serial ``server`` serves for ``zone``, None without an answer."""
+    return _roles_module().soa_serial(zone, server=server, timeout=timeout)
 
 
 def _wait_serials(ctx, zones, t_start):

@@ -57,9 +57,8 @@ def zones_synced(name, serial_floor=None):
             - name: /var/lib/bind/mailcluster
     """
     ret = _ret(name)
-    floor = serial_floor or None
     try:
-        plan = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=floor)
+        plan = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=serial_floor)
         if not plan["changed"]:
             ret["comment"] = "all zones match pillar"
             return ret
@@ -73,7 +72,7 @@ def zones_synced(name, serial_floor=None):
                 },
             )
             return ret
-        done = __salt__["mailcluster.dns_sync"](name, serial_floor=floor)
+        done = __salt__["mailcluster.dns_sync"](name, serial_floor=serial_floor)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -85,7 +84,7 @@ def zones_synced(name, serial_floor=None):
             + "; ".join(f"{z}: {e}" for z, e in done["errors"].items()),
         )
         return ret
-    recheck = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=floor)
+    recheck = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=serial_floor)
     if recheck["changed"]:
         ret.update(result=False, comment=f"zones still differ: {sorted(recheck['changed'])}")
         return ret
