@@ -60,7 +60,6 @@ import salt.utils.yaml
 
 try:
     import dns.exception
-    import dns.message
     import dns.name
     import dns.query
     import dns.rcode
@@ -971,7 +970,8 @@ def _restore_primary(ctx, force=False):
             log.warning("mailcluster_failover: %s unreadable at restore: %s", acting_id, errors)
         floors = {zone: serial for zone, (serial, _) in actual.items()}
         _fire(lost_id, "started", dict(base, action="dns_restore", node_acting=acting_id))
-        answered, ret, ok = _call(lost_id, "grains.setval", [WITHDRAWN_GRAIN, sorted(withdrawn)])
+        grain = [WITHDRAWN_GRAIN, sorted(withdrawn)]
+        answered, ret, ok = _call(lost_id, "grains.setval", grain, timeout=10.0)
         if not (answered and ok):
             return _refuse(lost_id, base, f"grains.setval failed: {ret}", "dns_restore")
         ok, summary = _state_sls(
