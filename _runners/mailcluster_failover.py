@@ -690,7 +690,9 @@ def _wait_serials(ctx, zones, t_start):
     want = {}
     for zone in zones:
         with contextlib.suppress(Exception):
-            want[zone] = _soa_serial(ctx.dns_primary, zone, per_query)
+            serial = _soa_serial(ctx.dns_primary, zone, per_query)
+            if serial is not None:  # a zone the primary does not answer for is not waited on
+                want[zone] = serial
     servers = [ctx.dns_primary, *ctx.dns_secondaries]
     seen = {}
     deadline = time.monotonic() + timeout

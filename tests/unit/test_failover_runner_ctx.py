@@ -4,6 +4,7 @@ file that says so. The lab pillar is read from pillar/*.sls; the promotion itsel
 in tests/lab/test_selfheal_failover.py (test_whole_dc1_lost_with_the_dns_primary)."""
 
 import json
+import time
 
 import pytest
 from mc_unit_helpers import REPO, load_loader_module
@@ -61,3 +62,18 @@ def test_candidates_outside_the_lost_primarys_data_centre_come_first(runner, lab
     nodes["ns3"] = {"ip": "10.88.0.23", "dc": "dc2", "roles": ["common", "dns_secondary"]}
     ctx = runner._Ctx(pillar)
     assert runner._promotion_candidates(ctx) == ["ns2", "ns3", "ns0"]
+
+
+def test_a_zone_the_primary_does_not_answer_for_is_not_waited_on(runner, lab_pillar):
+    """The propagation wait asks the primary for each zone's serial first: a zone without an
+    answer (nothing serves DNS on 127.0.0.9 here) has nothing to wait for, instead of holding
+    the run for the whole propagation_timeout."""
+    runner.__opts__["mailcluster_roots"].append(str(REPO))  # the roles' _modules/mailcluster.py
+    ctx = runner._Ctx(lab_pillar)
+    ctx.settings["propagation_timeout"] = 5
+    ctx.dns_primary, ctx.dns_secondaries = "127.0.0.9", []
+    t0 = time.monotonic()
+    report = runner._wait_serials(ctx, ["example.test"], t0)
+    assert time.monotonic() - t0 < 3
+    assert report["serials"] == {}
+    assert report["complete"] is True
