@@ -69,7 +69,8 @@ PILLAR_KEY = "mailcluster"
 
 #: role name in pillar -> the SLS it selects (empty: no states of its own)
 ROLE_SLS = {
-    "common": ["common"],
+    # every node: the minion watchdog (a deaf minion cannot be verified or repaired through)
+    "common": ["common", "selfheal.watchdog"],
     "db_primary": ["db.primary"],
     "db_replica": ["db.replica"],
     "dns_primary": ["dns.primary"],
@@ -84,6 +85,7 @@ ROLE_SLS = {
 }
 SLS_ORDER = [
     "common",
+    "selfheal.watchdog",
     "db.primary",
     "db.replica",
     "dns.primary",

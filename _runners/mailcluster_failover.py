@@ -104,8 +104,15 @@ _FALLBACK_DEFAULTS = {
     "pillar_cache": 30,
     "promote_dns_secondary": True,
     "dns_state_timeout": 120.0,
+    "watchdog": {
+        "enabled": True,
+        "touch_interval": 30,
+        "heard_file": "/var/lib/mailcluster/master-heard",
+    },
 }
 _PILLAR_CACHE = {}
+#: when touch_minions last published (monotonic), per master process
+_LAST_TOUCH = {"at": None}
 _ROLES_MOD = {}
 _STATE_GUARD = threading.Lock()
 #: held while the records are read and rewritten: two nodes' runs, or a run and the engine's
@@ -1376,6 +1383,41 @@ def restore_dns_primary(**kwargs):
         "result": "noop",
         "reason": f"{ctx.acting['replaces']} or its BIND does not answer yet",
     }
+
+
+def touch_minions(force=False):
+    """
+    Touch the minion watchdog's heard file on every cluster node: one publication, nothing
+    waited for. The watchdog (salt/selfheal/watchdog) restarts a minion that stops getting
+    these while the master answers: a minion left deaf by a master restart. Called by the
+    master engine on each round; publishes at most every ``watchdog:touch_interval`` seconds
+    unless ``force``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.touch_minions force=True
+    """
+    pillar = _pillar()
+    watchdog = _selfheal_settings(pillar).get("watchdog") or {}
+    if not watchdog.get("enabled", True):
+        return {"touched": [], "reason": "watchdog disabled in pillar"}
+    now = time.monotonic()
+    last = _LAST_TOUCH["at"]
+    if not force and last is not None and now - last < float(watchdog["touch_interval"]):
+        return {"touched": [], "reason": f"touched {now - last:.0f} s ago"}
+    nodes = sorted((pillar.get("mailcluster") or {}).get("nodes") or {})
+    if not nodes:
+        return {"touched": [], "reason": "no mailcluster:nodes in pillar"}
+    client = salt.client.LocalClient(mopts=__opts__)
+    try:
+        jid = client.cmd_async(nodes, "file.touch", [watchdog["heard_file"]], tgt_type="list")
+    finally:
+        with contextlib.suppress(Exception):
+            client.destroy()
+    _LAST_TOUCH["at"] = now
+    return {"touched": nodes, "jid": jid}
 
 
 def verify(node):

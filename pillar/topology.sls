@@ -32,6 +32,14 @@ mailcluster:
       ip: 10.88.0.22
       dc: dc2
       roles: [common, db_replica, dns_secondary]
+  # the lab's minion watchdog acts sooner than the defaults (2 min + 15 s checks), so that
+  # tests/lab/test_selfheal_watchdog.py sees a deaf minion restarted in about a minute
+  selfheal:
+    watchdog:
+      touch_interval: 10
+      deaf_after: 40
+      check_interval: 5
+      backoff: 120
 
 ha:
   keepalive: 200ms

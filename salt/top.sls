@@ -9,6 +9,7 @@ base:
   'mailcluster:node:roles:common':
     - match: pillar
     - common
+    - selfheal.watchdog
   'mailcluster:node:roles:db_primary':
     - match: pillar
     - db.primary

@@ -246,6 +246,20 @@ class Lab:
         for src, dst in ((na, nb), (nb, na)):
             self._nft(f'add rule {table} forward iifname "{src.veth}" oifname "{dst.veth}" drop')
 
+    def drop_from(self, src: str, dst: str, sport: int) -> None:
+        """Drop what ``src`` sends to ``dst`` from TCP port ``sport`` (e.g. the master's
+        publications to one minion: 4505), everything else passing; ``heal`` removes it."""
+        na, nb = self.node(src), self.node(dst)
+        table = f"bridge {self.name}"
+        self._nft(f"add table {table}")
+        self._nft(
+            f"add chain {table} forward {{ type filter hook forward priority 0 ; policy accept ; }}"
+        )
+        self._nft(
+            f'add rule {table} forward iifname "{na.veth}" oifname "{nb.veth}"'
+            f" meta l4proto tcp tcp sport {int(sport)} drop"
+        )
+
     def heal(self) -> None:
         self.node_names()
         self._nft(f"delete table bridge {self.name}", check=False)

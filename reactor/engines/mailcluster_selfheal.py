@@ -1,5 +1,6 @@
 """
-Master engine: run ``mailcluster_failover.reconcile`` every ``interval`` seconds.
+Master engine: run ``mailcluster_failover.reconcile`` every ``interval`` seconds, and
+``mailcluster_failover.touch_minions`` (what the minion watchdog waits for).
 
 Salt 3008.4's master ``schedule`` cannot run runner functions (``copy.copy`` of the runner
 function dict recurses until ``RecursionError`` in ``salt/utils/schedule.py``), so the
@@ -15,6 +16,7 @@ master was down, hold-downs that expired, DNS drift. Configured in
 """
 
 import logging
+import threading
 import time
 
 import salt.loader
@@ -31,6 +33,7 @@ def __virtual__():
 def start(interval=10, first_delay=15):
     """Loop forever: sleep, then reconcile (errors are logged, never fatal)."""
     runners = salt.loader.runner(__opts__)  # noqa: F821 (injected by the loader)
+    threading.Thread(target=_touch_loop, args=(runners,), daemon=True).start()
     time.sleep(float(first_delay))
     while True:
         try:
@@ -42,3 +45,16 @@ def start(interval=10, first_delay=15):
         except Exception:  # pylint: disable=broad-except
             log.exception("mailcluster_selfheal: reconcile failed")
         time.sleep(float(interval))
+
+
+def _touch_loop(runners):
+    """What the minion watchdog listens for (salt/selfheal/watchdog), in its own thread: a
+    reconcile that waits for a lock or a promotion must not let healthy minions look deaf.
+    The runner publishes every ``watchdog:touch_interval`` seconds and returns at once
+    between two publications."""
+    while True:
+        try:
+            runners["mailcluster_failover.touch_minions"]()
+        except Exception:  # pylint: disable=broad-except
+            log.exception("mailcluster_selfheal: touching the minions failed")
+        time.sleep(1)

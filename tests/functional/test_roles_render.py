@@ -18,11 +18,29 @@ from test_roles_support import NODES, REPO, run_node
 GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 
 EXPECTED_TOP = {
-    "salt": ["common.pillar", "common"],
-    "mx1": ["common.pillar", "common", "storage", "mail", "ha", "selfheal", "graphs"],
-    "mx2": ["common.pillar", "common", "storage", "mail", "ha", "selfheal", "graphs"],
-    "ns1": ["common.pillar", "common", "db.primary", "dns.primary", "web"],
-    "ns2": ["common.pillar", "common", "db.replica", "dns.secondary"],
+    "salt": ["common.pillar", "common", "selfheal.watchdog"],
+    "mx1": [
+        "common.pillar",
+        "common",
+        "selfheal.watchdog",
+        "storage",
+        "mail",
+        "ha",
+        "selfheal",
+        "graphs",
+    ],
+    "mx2": [
+        "common.pillar",
+        "common",
+        "selfheal.watchdog",
+        "storage",
+        "mail",
+        "ha",
+        "selfheal",
+        "graphs",
+    ],
+    "ns1": ["common.pillar", "common", "selfheal.watchdog", "db.primary", "dns.primary", "web"],
+    "ns2": ["common.pillar", "common", "selfheal.watchdog", "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {
     "salt": ["common"],
