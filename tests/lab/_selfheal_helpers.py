@@ -153,7 +153,8 @@ def ensure_selfheal(lab, nodes=("mx1", "mx2")) -> None:
     """Master running the current reactor and runner; the beacon on the mail pair."""
     if not master_is_current(lab):
         lab.run("salt", "systemctl", "restart", "salt-master", timeout=120)
-        deadline = time.monotonic() + 120
+        # a minion the restart leaves deaf comes back through the minion watchdog (lab: 40 s)
+        deadline = time.monotonic() + 180
         while not set(nodes) <= lab.answering():
             assert time.monotonic() < deadline, "minions did not come back after a restart"
             time.sleep(1)

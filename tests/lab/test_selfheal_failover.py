@@ -10,7 +10,6 @@ leave the cluster as they found it (mx1 running, DNS as pillar says).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
@@ -268,15 +267,10 @@ def test_partition_changes_no_dns(cluster):
     assert _serials() == before or dns_restored()
 
 
-@pytest.mark.skipif(
-    os.environ.get("MC_LAB_EXTRA") != "1",
-    reason="opt-in (MC_LAB_EXTRA=1): after a master restart Salt 3008.4's tcp minions "
-    "sometimes stay away (saltstack/salt#66379); with the pooled request router off it "
-    "passed in the lab tier here, yet in a full CI-like run mx2 was still not back after "
-    "120 s; the integration tier covers the same path by default",
-)
 def test_master_down_while_mx1_dies(cluster):
-    """Heartbeat moves the IP without the master; when the master returns, DNS follows."""
+    """Heartbeat moves the IP without the master; when the master returns, DNS follows.
+    A minion the master restart leaves deaf (Salt 3008.4) is restarted by the minion watchdog
+    (lab: 40 s without the master's touch), hence the long wait."""
     lab = cluster
     lab.run("salt", "systemctl", "stop", "salt-master", timeout=120)
     try:
@@ -288,7 +282,7 @@ def test_master_down_while_mx1_dies(cluster):
     finally:
         lab.run("salt", "systemctl", "start", "salt-master", timeout=120)
     try:
-        wait_for(lambda: dns_without(MX1_SVC), 120, interval=0.2, what="DNS reconciled", lab=lab)
+        wait_for(lambda: dns_without(MX1_SVC), 180, interval=0.2, what="DNS reconciled", lab=lab)
         t_dns = time.time() - t_master
         done = wait_for(
             lambda: [e for e in audit(lab, t_master, "mx1") if e["event"] == "done"],
