@@ -17,30 +17,14 @@ from test_roles_support import NODES, REPO, run_node
 
 GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 
+BASE_TOP = ["common.pillar", "common", "selfheal.watchdog"]
+MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
-    "salt": ["common.pillar", "common", "selfheal.watchdog"],
-    "mx1": [
-        "common.pillar",
-        "common",
-        "selfheal.watchdog",
-        "storage",
-        "mail",
-        "ha",
-        "selfheal",
-        "graphs",
-    ],
-    "mx2": [
-        "common.pillar",
-        "common",
-        "selfheal.watchdog",
-        "storage",
-        "mail",
-        "ha",
-        "selfheal",
-        "graphs",
-    ],
-    "ns1": ["common.pillar", "common", "selfheal.watchdog", "db.primary", "dns.primary", "web"],
-    "ns2": ["common.pillar", "common", "selfheal.watchdog", "db.replica", "dns.secondary"],
+    "salt": BASE_TOP,
+    "mx1": MAIL_TOP,
+    "mx2": MAIL_TOP,
+    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web"],
+    "ns2": [*BASE_TOP, "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {
     "salt": ["common"],

@@ -22,10 +22,10 @@ from _selfheal_helpers import (
     a_records,
     audit,
     audit_tail,
+    converged_selfheal_lab,
     dns_restored,
     dns_server_without,
     dns_without,
-    ensure_selfheal,
     imap_answers,
     serial,
     smtp_answers,
@@ -38,10 +38,7 @@ pytestmark = [pytest.mark.lab]
 
 @pytest.fixture(scope="module")
 def cluster(lab):
-    proc = lab.run("ns1", "systemctl", "is-active", "named", timeout=30)
-    if proc.stdout.strip() != "active":
-        pytest.skip("the lab is not converged (named not active on ns1)")
-    ensure_selfheal(lab)
+    converged_selfheal_lab(lab)
     steady(lab)
     yield lab
     lab.cli("heal")

@@ -16,7 +16,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from _selfheal_helpers import dns_restored, ensure_selfheal, serial, steady, wait_for
+from _selfheal_helpers import (
+    converged_selfheal_lab,
+    dns_restored,
+    serial,
+    steady,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.lab]
 
@@ -26,10 +32,7 @@ HEARD = "/var/lib/mailcluster/master-heard"
 
 @pytest.fixture(scope="module")
 def cluster(lab):
-    proc = lab.run("ns1", "systemctl", "is-active", "named", timeout=30)
-    if proc.stdout.strip() != "active":
-        pytest.skip("the lab is not converged (named not active on ns1)")
-    ensure_selfheal(lab)
+    converged_selfheal_lab(lab)
     proc = lab.salt("*", "state.apply", "selfheal.watchdog", "--out=json", "--static")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     yield lab
