@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import warnings
 
 import salt.utils.dictupdate
@@ -792,6 +793,25 @@ def _rndc(*args):
     return res["retcode"] == 0, (res["stdout"] + res["stderr"]).strip()
 
 
+def _merge_journal(zone, path, wait=3.0):
+    """
+    Have BIND write the dynamic updates of its journal into the zone file and drop the journal
+    (``rndc sync -clean``). BIND may write the file after rndc has returned: wait, at most
+    ``wait`` seconds, until the file carries the serial BIND serves, so that what is compared
+    with pillar is what BIND serves.
+    """
+    merged, _ = _rndc("sync", "-clean", zone)
+    if not merged:
+        return  # BIND does not serve the zone as a primary from this file
+    served = soa_serial(zone, timeout=0.5)
+    deadline = time.monotonic() + float(wait)
+    while served is not None and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if _zone_set(zone, path=path)[0] >= served:
+                return
+        time.sleep(0.05)
+
+
 def _check_zone(zone, path):
     res = __salt__["cmd.run_all"](
         ["named-checkzone", "-q", zone, path], python_shell=False, ignore_retcode=True
@@ -831,7 +851,7 @@ def dns_plan(directory="/var/lib/bind/mailcluster", serial_floor=None):
         jnl = path + ".jnl"
         if st and os.path.exists(jnl):
             # merge pending dynamic updates into the file before comparing
-            _rndc("sync", "-clean", zone)
+            _merge_journal(zone, path)
             st = os.stat(path)
         hit = cache.get(zone)
         if (
