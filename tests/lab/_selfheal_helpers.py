@@ -171,11 +171,11 @@ def ensure_selfheal(lab, nodes=("mx1", "mx2")) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def dns_acting(lab) -> str | None:
-    """The secondary the runner records as standing in for the DNS primary (None: none)."""
+def runner_status(lab) -> dict:
+    """``mailcluster_failover.status`` on the master (DNS stand-in, per-node state, settings)."""
     proc = lab.salt_run("mailcluster_failover.status", "--out=json", timeout=120)
     try:
-        return json.loads(proc.stdout).get("dns_acting")
+        return json.loads(proc.stdout)
     except ValueError:
         raise AssertionError(f"status printed no JSON: {proc.stdout}{proc.stderr}") from None
 
@@ -189,8 +189,22 @@ def steady(lab, timeout: float = 180) -> None:
         # heartbeat 3 may have shut itself down on one side after a healed partition
         lab.run(node, "systemctl", "start", "heartbeat", timeout=60)
     # a returned primary serves pillar's records before the runner gives the DNS back to it
-    wait_for(lambda: dns_acting(lab) is None, timeout, interval=1, what="DNS given back", lab=lab)
+    wait_for(
+        lambda: runner_status(lab).get("dns_acting") is None,
+        timeout,
+        interval=1,
+        what="DNS given back",
+        lab=lab,
+    )
     wait_for(lambda: dns_restored(), timeout, interval=0.5, what="DNS restored")
+    # the next fault is not refused for the hold-down of the last change (a test of its own)
+    status = runner_status(lab)
+    changes = [
+        (v or {}).get("changed") or 0 for v in status["state"].values() if isinstance(v, dict)
+    ]
+    time.sleep(
+        max(0.0, max(changes, default=0) + float(status["settings"]["hold_down"]) - time.time())
+    )
 
     def home():
         out = lab.run("mx1", "ip", "-o", "addr", "show", timeout=30).stdout
