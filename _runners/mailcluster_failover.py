@@ -111,8 +111,6 @@ _FALLBACK_DEFAULTS = {
     },
 }
 _PILLAR_CACHE = {}
-#: when touch_minions last published (monotonic), per master process
-_LAST_TOUCH = {"at": None}
 _ROLES_MOD = {}
 _STATE_GUARD = threading.Lock()
 #: held while the records are read and rewritten: two nodes' runs, or a run and the engine's
@@ -1385,39 +1383,34 @@ def restore_dns_primary(**kwargs):
     }
 
 
-def touch_minions(force=False):
+def touch_minions():
     """
     Touch the minion watchdog's heard file on every cluster node: one publication, nothing
     waited for. The watchdog (salt/selfheal/watchdog) restarts a minion that stops getting
-    these while the master answers: a minion left deaf by a master restart. Called by the
-    master engine on each round; publishes at most every ``watchdog:touch_interval`` seconds
-    unless ``force``.
+    these while the master answers: a minion left deaf by a master restart. The master engine
+    calls it again after the ``next_in`` seconds it returns (``watchdog:touch_interval``).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-run mailcluster_failover.touch_minions force=True
+        salt-run mailcluster_failover.touch_minions
     """
     pillar = _pillar()
     watchdog = _selfheal_settings(pillar).get("watchdog") or {}
+    next_in = float(watchdog.get("touch_interval") or 30)
     if not watchdog.get("enabled", True):
-        return {"touched": [], "reason": "watchdog disabled in pillar"}
-    now = time.monotonic()
-    last = _LAST_TOUCH["at"]
-    if not force and last is not None and now - last < float(watchdog["touch_interval"]):
-        return {"touched": [], "reason": f"touched {now - last:.0f} s ago"}
+        return {"touched": [], "reason": "watchdog disabled in pillar", "next_in": next_in}
     nodes = sorted((pillar.get("mailcluster") or {}).get("nodes") or {})
     if not nodes:
-        return {"touched": [], "reason": "no mailcluster:nodes in pillar"}
+        return {"touched": [], "reason": "no mailcluster:nodes in pillar", "next_in": next_in}
     client = salt.client.LocalClient(mopts=__opts__)
     try:
         jid = client.cmd_async(nodes, "file.touch", [watchdog["heard_file"]], tgt_type="list")
     finally:
         with contextlib.suppress(Exception):
             client.destroy()
-    _LAST_TOUCH["at"] = now
-    return {"touched": nodes, "jid": jid}
+    return {"touched": nodes, "jid": jid, "next_in": next_in}
 
 
 def verify(node):

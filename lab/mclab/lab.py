@@ -238,11 +238,7 @@ class Lab:
         na, nb = self.node(a), self.node(b)
         if a == b:
             raise util.LabError("partition needs two different nodes")
-        table = f"bridge {self.name}"
-        self._nft(f"add table {table}")
-        self._nft(
-            f"add chain {table} forward {{ type filter hook forward priority 0 ; policy accept ; }}"
-        )
+        table = self._forward_chain()
         for src, dst in ((na, nb), (nb, na)):
             self._nft(f'add rule {table} forward iifname "{src.veth}" oifname "{dst.veth}" drop')
 
@@ -250,15 +246,21 @@ class Lab:
         """Drop what ``src`` sends to ``dst`` from TCP port ``sport`` (e.g. the master's
         publications to one minion: 4505), everything else passing; ``heal`` removes it."""
         na, nb = self.node(src), self.node(dst)
+        table = self._forward_chain()
+        self._nft(
+            f'add rule {table} forward iifname "{na.veth}" oifname "{nb.veth}"'
+            f" meta l4proto tcp tcp sport {int(sport)} drop"
+        )
+
+    def _forward_chain(self) -> str:
+        """The switch's filter table and its forward chain (created when missing), where the
+        cuts go; ``heal`` deletes the table. Returns the table's name for ``add rule``."""
         table = f"bridge {self.name}"
         self._nft(f"add table {table}")
         self._nft(
             f"add chain {table} forward {{ type filter hook forward priority 0 ; policy accept ; }}"
         )
-        self._nft(
-            f'add rule {table} forward iifname "{na.veth}" oifname "{nb.veth}"'
-            f" meta l4proto tcp tcp sport {int(sport)} drop"
-        )
+        return table
 
     def heal(self) -> None:
         self.node_names()

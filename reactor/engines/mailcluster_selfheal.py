@@ -50,11 +50,11 @@ def start(interval=10, first_delay=15):
 def _touch_loop(runners):
     """What the minion watchdog listens for (salt/selfheal/watchdog), in its own thread: a
     reconcile that waits for a lock or a promotion must not let healthy minions look deaf.
-    The runner publishes every ``watchdog:touch_interval`` seconds and returns at once
-    between two publications."""
+    The runner says when to call it again (``watchdog:touch_interval``)."""
     while True:
+        next_in = 1.0
         try:
-            runners["mailcluster_failover.touch_minions"]()
+            next_in = runners["mailcluster_failover.touch_minions"]()["next_in"]
         except Exception:  # pylint: disable=broad-except
             log.exception("mailcluster_selfheal: touching the minions failed")
-        time.sleep(1)
+        time.sleep(float(next_in))
