@@ -230,3 +230,120 @@ def test_dual_primary_peer_never_comes(states, fake_cmd):
     ret = states.drbd.dual_primary(name="r0", timeout=0)
     assert ret.result is False
     assert "the peer is Secondary after 0 s" in ret.comment
+
+
+# --- failure paths: what a failed run reports (pinned for the shared skeleton, mc_flow) ---
+
+# drbdadm's refusal, as a stand-in (no refused promotion is recorded): only its rc matters
+REFUSED = {
+    "stdout": "",
+    "stderr": "r0: State change failed: (-2) Need access to UpToDate data",
+    "retcode": 17,
+}
+
+
+@pytest.mark.parametrize(
+    ("fun", "table", "action", "comment"),
+    [
+        (
+            "metadata_created",
+            {"drbdadm dstate r0": f"{H}drbdadm.dstate_no_metadata.txt"},
+            "drbdadm create-md r0",
+            "create-md ran but resource r0 still shows no valid metadata",
+        ),
+        (
+            "up",
+            {
+                VS: vs("13-drbd-down-module-loaded.vm2"),
+                "drbdadm dump all": f"{D}13-drbd-down-module-loaded.vm2.drbdadm_dump.txt",
+            },
+            "drbdadm up r0",
+            "drbdadm up ran but resource r0 is still down",
+        ),
+        (
+            "primary",
+            {VS: vs("03-synced-pri-sec.vm2")},
+            "drbdadm primary r0",
+            "drbdadm primary ran but resource r0 is Secondary",
+        ),
+        (
+            "secondary",
+            {VS: vs("04-dual-primary.vm1")},
+            "drbdadm secondary r0",
+            "drbdadm secondary ran but resource r0 is still Primary",
+        ),
+    ],
+)
+def test_an_action_that_does_not_take_fails_without_changes(
+    states, fake_cmd, fun, table, action, comment
+):
+    fake_cmd.set(table)
+    fake_cmd.on(action)  # accepted, but the read-back sees no difference
+    ret = getattr(states.drbd, fun)(name="r0")
+    assert (ret.result, ret.changes, ret.comment) == (False, {}, comment)
+    assert len(fake_cmd.ran(action)) == 1
+
+
+def test_primary_refused_reports_no_changes(states, fake_cmd):
+    fake_cmd.set({VS: vs("03-synced-pri-sec.vm2")})
+    fake_cmd.on("drbdadm primary r0", REFUSED)
+    ret = states.drbd.primary(name="r0")
+    assert (ret.result, ret.changes) == (False, {})
+    assert "State change failed" in ret.comment
+    assert "'drbdadm primary r0'" in ret.comment
+
+
+def test_synced_timeout_reports_no_changes(states, fake_cmd):
+    fake_cmd.set({VS: vs("01-connected-inconsistent.vm1")})
+    ret = states.drbd.synced(name="r0", timeout=0)
+    assert (ret.result, ret.changes) == (False, {})
+    assert ret.comment == (
+        "DRBD resource r0 not in sync after 0 s (local disk Inconsistent, peer disk Inconsistent)"
+    )
+
+
+def test_dual_primary_does_not_promote_out_of_sync(states, fake_cmd):
+    fake_cmd.set({VS: vs("01-connected-inconsistent.vm1")})
+    ret = states.drbd.dual_primary(name="r0", timeout=0)
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {},
+        "DRBD resource r0 not in sync after 0 s: not promoting",
+    )
+    assert not fake_cmd.ran("drbdadm primary")
+
+
+def test_dual_primary_peer_timeout_after_promotion_reports_the_promotion(states, fake_cmd):
+    fake_cmd.set({VS: vs("03-synced-pri-sec.vm2")})
+    # promoted here, and the peer went Secondary meanwhile (vm1's view: Primary/Secondary)
+    fake_cmd.on("drbdadm primary r0", then={VS: vs("03-synced-pri-sec.vm1")})
+    ret = states.drbd.dual_primary(name="r0", timeout=0)
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {"role": {"old": "Secondary", "new": "Primary"}},
+        "DRBD resource r0 is Primary here but the peer is Secondary after 0 s",
+    )
+
+
+def test_dual_primary_refused_reports_the_planned_promotion(states, fake_cmd):
+    fake_cmd.set({VS: vs("03-synced-pri-sec.vm2")})
+    fake_cmd.on("drbdadm primary r0", REFUSED)
+    ret = states.drbd.dual_primary(name="r0", timeout=0)
+    assert (ret.result, ret.changes) == (False, {"role": {"old": "Secondary", "new": "Primary"}})
+    assert "State change failed" in ret.comment
+
+
+def test_refusals_before_acting(states, fake_cmd):
+    fake_cmd.set(
+        {
+            VS: vs("13-drbd-down-module-loaded.vm2"),
+            "drbdadm dump all": f"{D}13-drbd-down-module-loaded.vm2.drbdadm_dump.txt",
+        }
+    )
+    for fun, comment in [
+        ("synced", "DRBD resource r0 is down: it cannot sync"),
+        ("dual_primary", "DRBD resource r0 is down: bring it up first"),
+    ]:
+        ret = getattr(states.drbd, fun)(name="r0", test=True)
+        assert (ret.result, ret.changes, ret.comment) == (False, {}, comment)
+    assert fake_cmd.unexpected == []

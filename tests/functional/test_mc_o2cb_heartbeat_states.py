@@ -137,6 +137,7 @@ def test_cluster_present_renumbers_and_removes(states, fake_cmd, testmode):
     # nothing recorded shows node2 as number 3 afterwards: the read-back must say so
     assert ret.result is False
     assert "still differs" in ret.comment
+    assert ret.changes == expected  # what was done is reported with the failure
     assert fake_cmd.ran("o2cb remove-node") == ["o2cb remove-node probeclu node2"]
 
 
@@ -148,7 +149,7 @@ def test_cluster_present_error_is_reported(states, fake_cmd):
         }
     )
     ret = states.o2cb.cluster_present(name="mail", nodes=MX_NODES)
-    assert ret.result is False
+    assert (ret.result, ret.changes) == (False, {})
     assert "Cluster 'mail' already exists" in ret.comment
 
 
@@ -352,3 +353,97 @@ def test_heartbeat_module_through_loader(modules, fake_cmd):
     fake_cmd.set(_hb_node(fake_cmd, "05-peer-dead"))
     assert modules.heartbeat.status() == {"running": True}
     assert modules.heartbeat.nodes_status() == {"mx2": "dead", "mx1": "active"}
+
+
+# --- failure paths: what a failed run reports (pinned for the shared skeleton, mc_flow) ---
+
+# a refusal, as a stand-in (none is recorded for these commands): only its rc matters
+FAILED = {"stdout": "", "stderr": "stand-in failure", "retcode": 1}
+
+
+def test_cluster_online_that_does_not_take(states, fake_cmd):
+    fake_cmd.set(
+        {
+            "o2cb cluster-status probeclu": f"{H}o2cb.cluster_status_offline.txt",
+            "o2cb list-clusters": f"{D}05-o2cb-online.vm1.o2cb_list_clusters.txt",
+        }
+    )
+    fake_cmd.on("o2cb register-cluster probeclu")
+    ret = states.o2cb.cluster_online(name="probeclu")
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {},
+        "register-cluster ran but o2cb cluster probeclu is still offline",
+    )
+
+
+def test_formatted_that_does_not_take(states, fake_cmd):
+    fake_cmd.set({"blkid -p /dev/loop0": f"{H}o2cb.blkid_p_blank.txt"})
+    fake_cmd.on(MKFS, f"{D}06-mkfs.vm1.mkfs_ocfs2.txt")
+    ret = states.o2cb.formatted(
+        name="/dev/loop0", cluster="mail", label="mail", slots=2, journal_size="4M"
+    )
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {},
+        "mkfs.ocfs2 ran but /dev/loop0 shows None",
+    )
+
+
+def test_heartbeat_running_start_fails_with_the_planned_change(states, fake_cmd):
+    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
+    fake_cmd.on("service heartbeat start", FAILED)
+    ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx2"], timeout=0)
+    assert (ret.result, ret.changes) == (False, {"service": {"old": "stopped", "new": "running"}})
+    assert "'service heartbeat start' failed (rc=1): stand-in failure" in ret.comment
+
+
+def test_heartbeat_running_started_but_not_up(states, fake_cmd):
+    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
+    fake_cmd.on("service heartbeat start")
+    ret = states.heartbeat.running(name="heartbeat", timeout=0)
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {"service": {"old": "stopped", "new": "running"}},
+        "heartbeat not running after 0 s",
+    )
+
+
+def test_heartbeat_running_started_but_a_node_is_unknown(states, fake_cmd):
+    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
+    fake_cmd.on("service heartbeat start", then=_hb_node(fake_cmd, "02-running"))
+    ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx3"], timeout=0)
+    assert (ret.result, ret.changes) == (False, {"service": {"old": "stopped", "new": "running"}})
+    assert ret.comment == "heartbeat does not know node(s) mx3 (has ['mx2', 'mx1'])"
+
+
+def test_heartbeat_running_unknown_node_is_refused_in_test_mode_too(states, fake_cmd):
+    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    ret = states.heartbeat.running(name="heartbeat", nodes=["mx3"], test=True)
+    assert (ret.result, ret.changes) == (False, {})
+    assert "does not know node(s) mx3" in ret.comment
+
+
+def test_resources_held_that_does_not_take(states, fake_cmd, haresources):
+    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    fake_cmd.on(
+        "/usr/share/heartbeat/hb_takeover foreign", f"{HB}03-takeover.mx1.hb_takeover_foreign.txt"
+    )
+    ret = states.heartbeat.resources_held(
+        name="mx1-vips", which="foreign", haresources=haresources, timeout=0
+    )
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {},
+        "heartbeat did not hand over the foreign resources within 0 s (held: [])",
+    )
+
+
+def test_resources_held_refuses_a_bad_selection(states, fake_cmd, haresources):
+    ret = states.heartbeat.resources_held(name="x", which="mine", haresources=haresources)
+    assert (ret.result, ret.changes, ret.comment) == (
+        False,
+        {},
+        "which must be local, foreign or all, not 'mine'",
+    )
+    assert fake_cmd.calls == []
