@@ -1,6 +1,9 @@
 """
-States for the mail cluster's pillar-driven data; the work is done by ``_modules/mailcluster.py``.
+States for the mail cluster's pillar-driven data; the work is done by the execution modules
+``mailcluster`` (pillar check), ``mailcluster_dns`` (zones) and ``mailcluster_db`` (rows,
+replication).
 
+- ``pillar_valid``: the ``mailcluster`` pillar is valid (``mailcluster.validate``).
 - ``zones_synced``: zone files on the DNS primary match pillar (serial bumped only on change).
 - ``domains_synced``: Postfix Admin's domain/mailbox/alias rows match pillar.
 - ``replica_running``: this MariaDB replicates from the primary with GTID.
@@ -10,10 +13,20 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "mailcluster"
 
+#: the execution functions these states call
+NEEDS = (
+    "mailcluster.validate",
+    "mailcluster_dns.dns_sync",
+    "mailcluster_db.db_sync",
+    "mailcluster_db.replica_status",
+    "mailcluster_db.replica_configure",
+)
+
 
 def __virtual__():
-    if "mailcluster.dns_sync" not in __salt__:
-        return (False, "the mailcluster execution module is not loaded")
+    missing = [fun for fun in NEEDS if fun not in __salt__]
+    if missing:
+        return (False, f"mailcluster states need {', '.join(missing)} (modules not loaded)")
     return __virtualname__
 
 
@@ -58,7 +71,7 @@ def zones_synced(name, serial_floor=None):
     """
     ret = _ret(name)
     try:
-        plan = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=serial_floor)
+        plan = __salt__["mailcluster_dns.dns_sync"](name, test=True, serial_floor=serial_floor)
         if not plan["changed"]:
             ret["comment"] = "all zones match pillar"
             return ret
@@ -72,7 +85,7 @@ def zones_synced(name, serial_floor=None):
                 },
             )
             return ret
-        done = __salt__["mailcluster.dns_sync"](name, serial_floor=serial_floor)
+        done = __salt__["mailcluster_dns.dns_sync"](name, serial_floor=serial_floor)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -84,7 +97,7 @@ def zones_synced(name, serial_floor=None):
             + "; ".join(f"{z}: {e}" for z, e in done["errors"].items()),
         )
         return ret
-    recheck = __salt__["mailcluster.dns_sync"](name, test=True, serial_floor=serial_floor)
+    recheck = __salt__["mailcluster_dns.dns_sync"](name, test=True, serial_floor=serial_floor)
     if recheck["changed"]:
         ret.update(result=False, comment=f"zones still differ: {sorted(recheck['changed'])}")
         return ret
@@ -104,7 +117,7 @@ def domains_synced(name, database="postfixadmin"):
     """
     ret = _ret(name)
     try:
-        todo = __salt__["mailcluster.db_sync"](database, test=True)
+        todo = __salt__["mailcluster_db.db_sync"](database, test=True)
         if not todo:
             ret["comment"] = "domains, mailboxes and aliases match pillar"
             return ret
@@ -115,8 +128,8 @@ def domains_synced(name, database="postfixadmin"):
                 changes={"rows": {"old": None, "new": todo}},
             )
             return ret
-        done = __salt__["mailcluster.db_sync"](database)
-        left = __salt__["mailcluster.db_sync"](database, test=True)
+        done = __salt__["mailcluster_db.db_sync"](database)
+        left = __salt__["mailcluster_db.db_sync"](database, test=True)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -142,7 +155,7 @@ def replica_running(name, user, password, port=3306):
     """
     ret = _ret(name)
     try:
-        cur = __salt__["mailcluster.replica_status"]()
+        cur = __salt__["mailcluster_db.replica_status"]()
         good = (
             cur is not None
             and cur.get("Master_Host") == name
@@ -163,7 +176,7 @@ def replica_running(name, user, password, port=3306):
                 changes={"master": {"old": old, "new": name}},
             )
             return ret
-        new = __salt__["mailcluster.replica_configure"](name, user, password, port)
+        new = __salt__["mailcluster_db.replica_configure"](name, user, password, port)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret

@@ -1,19 +1,27 @@
 """DNS zones computed from the lab pillar, and the zone writer's serial handling.
 
-The module is loaded through a masterless Caller for the records, and imported directly (with
-its dunders filled in) for `dns_sync`, whose `rndc`/`named-checkzone` calls are replaced by a
-stand-in that parses the zone with dnspython.
+`mailcluster_dns` runs through Salt's loader: a masterless Caller for the records, and a
+loader built on the functional tests' options (the fake `cmd` of fake_tree) with the lab
+pillar for `dns_sync`. Its `rndc`/`named-checkzone` calls land in a stand-in that parses the
+zone with dnspython, and its SOA queries (`mailcluster_dns.soa_serial`) in a stand-in for
+`dns.query.udp` that answers the serials a test gives (none: no BIND here).
 """
 
-import importlib.util
+import copy
 import pathlib
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rrset
 import dns.zone
-from test_roles_support import REPO, run_node
+import pytest
+import salt.loader
+from test_roles_support import run_node
 
 
 def test_zone_records(tmp_path):
-    (zones,) = run_node(tmp_path, "ns1", [["mailcluster.zones"]])
+    (zones,) = run_node(tmp_path, "ns1", [["mailcluster_dns.zones"]])
     assert sorted(zones) == ["cluster.test", "example.test", "sales.test"]
     recs = {(n, t, d) for n, _ttl, t, d in zones["example.test"]}
     assert ("@", "MX", "10 mx1.example.test.") in recs
@@ -24,10 +32,33 @@ def test_zone_records(tmp_path):
     assert {d for n, t, d in recs if t == "NS"} == {"ns1.cluster.test.", "ns2.cluster.test."}
 
 
-def _load_module(pillar, grains):
-    spec = importlib.util.spec_from_file_location("mc_mod", REPO / "_modules" / "mailcluster.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+class _Served:
+    """What "BIND on this node" serves: ``{zone: serial}`` (empty: nothing answers)."""
+
+    def __init__(self):
+        self.serials = {}
+
+    def udp(self, query, _server, timeout=None, **_kwargs):
+        zone = query.question[0].name.to_text().rstrip(".")
+        if zone not in self.serials:
+            raise dns.exception.Timeout(timeout=timeout)
+        resp = dns.message.make_response(query)
+        soa = f"ns1.cluster.test. hostmaster.{zone}. {self.serials[zone]} 300 60 1209600 300"
+        resp.answer.append(dns.rrset.from_text(f"{zone}.", 300, "IN", "SOA", soa))
+        return resp
+
+
+@pytest.fixture
+def served(monkeypatch):
+    bind = _Served()
+    monkeypatch.setattr(dns.query, "udp", bind.udp)
+    return bind.serials
+
+
+@pytest.fixture
+def dns_mod(minion_opts, fake_cmd, monkeypatch, served):
+    """``make(pillar, node)``: the ``mailcluster_dns`` functions of a loader with that pillar
+    (kept by reference: a test's later pillar edits are seen) and the command lines run."""
     calls = []
 
     def run_all(cmd, **_kwargs):
@@ -40,15 +71,19 @@ def _load_module(pillar, grains):
             return {"retcode": 0, "stdout": "", "stderr": ""}
         return {"retcode": 1, "stdout": "", "stderr": "zone not loaded"}  # rndc
 
-    mod.__pillar__ = pillar
-    mod.__grains__ = grains
-    mod.__salt__ = {"cmd.run_all": run_all}
-    return mod, calls
+    monkeypatch.setattr(fake_cmd, "run", run_all)
+
+    def make(pillar, node):
+        opts = copy.deepcopy(minion_opts)
+        opts.update(id=node, grains={"id": node}, pillar=pillar)
+        return salt.loader.minion_mods(opts).mailcluster_dns, calls
+
+    return make
 
 
-def test_serial_moves_only_when_records_change(tmp_path, lab_pillar):
+def test_serial_moves_only_when_records_change(tmp_path, lab_pillar, dns_mod):
     pillar = lab_pillar  # this test changes it
-    mod, calls = _load_module(pillar, {"id": "ns1"})
+    mod, calls = dns_mod(pillar, "ns1")
     zdir = tmp_path / "zones"
     first = mod.dns_sync(str(zdir))
     assert sorted(first["changed"]) == ["cluster.test", "example.test", "sales.test"]
@@ -76,9 +111,9 @@ def test_serial_moves_only_when_records_change(tmp_path, lab_pillar):
     assert zone.get_rdataset("webmail", "A") is not None
 
 
-def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch, lab_pillar):
+def test_bad_zone_keeps_the_old_file(tmp_path, lab_pillar, dns_mod):
     pillar = lab_pillar  # this test changes it
-    mod, _ = _load_module(pillar, {"id": "ns1"})
+    mod, _ = dns_mod(pillar, "ns1")
     zdir = tmp_path / "zones"
     mod.dns_sync(str(zdir))
     before = (zdir / "db.example.test").read_text()
@@ -89,9 +124,8 @@ def test_bad_zone_keeps_the_old_file(tmp_path, monkeypatch, lab_pillar):
     assert not [p for p in pathlib.Path(zdir).iterdir() if p.name.startswith(".db.")]
 
 
-def test_serial_floor_rewrites_only_zones_under_it(tmp_path, lab_pillar):
-    mod, _ = _load_module(lab_pillar, {"id": "ns1"})
-    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None  # no BIND here
+def test_serial_floor_rewrites_only_zones_under_it(tmp_path, lab_pillar, dns_mod):
+    mod, _ = dns_mod(lab_pillar, "ns1")  # no BIND answers here
     zdir = tmp_path / "zones"
     serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]
     # the serials a stand-in primary served: only the zone at or under its floor moves
@@ -102,21 +136,19 @@ def test_serial_floor_rewrites_only_zones_under_it(tmp_path, lab_pillar):
     assert zone.get_soa().serial == serial + 6
 
 
-def test_new_zone_starts_above_the_served_serial(tmp_path, lab_pillar):
+def test_new_zone_starts_above_the_served_serial(tmp_path, lab_pillar, dns_mod, served):
     """A secondary promoted to primary writes its zones above the copy its BIND serves."""
-    mod, _ = _load_module(lab_pillar, {"id": "ns2"})
-    served = {"example.test": 2099123199}
-    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: served.get(zone)
+    mod, _ = dns_mod(lab_pillar, "ns2")
+    served["example.test"] = 2099123199
     out = mod.dns_sync(str(tmp_path / "zones"))
     assert out["changed"]["example.test"]["new"] == 2099123200
     assert out["changed"]["sales.test"]["new"] < 2099123200
 
 
-def test_stale_journal_is_dropped_with_a_rewrite(tmp_path, lab_pillar):
+def test_stale_journal_is_dropped_with_a_rewrite(tmp_path, lab_pillar, dns_mod):
     """A journal BIND cannot merge (the zone is not served as a primary here: a secondary
     being promoted again) belongs to an older file: BIND refused such a zone in the lab."""
-    mod, _ = _load_module(lab_pillar, {"id": "ns2"})
-    mod.soa_serial = lambda zone, server="127.0.0.1", timeout=1.0: None
+    mod, _ = dns_mod(lab_pillar, "ns2")  # no BIND answers here
     zdir = tmp_path / "zones"
     serial = mod.dns_sync(str(zdir))["changed"]["example.test"]["new"]
     jnl = zdir / "db.example.test.jnl"
@@ -135,9 +167,9 @@ def test_acting_primary_grain_turns_a_secondary_into_the_primary(tmp_path):
         tmp_path,
         "ns2",
         [
-            ["mailcluster.mapdata", "dns"],
+            ["mailcluster_map.mapdata", "dns"],
             ["grains.setval", grain, "ns2"],
-            ["mailcluster.mapdata", "dns"],
+            ["mailcluster_map.mapdata", "dns"],
         ],
     )
     # a new process, as a minion job is: the states render with the grain from the start

@@ -4,7 +4,7 @@
 - `state.show_highstate` renders every role of every node without errors, with state IDs that
   start with their role and carry no paths;
 - every Jinja template of a `file.managed` renders with the context its state passes;
-- `mailcluster.mapdata` per node and role equals the golden YAML under tests/lab/golden/mapdata
+- `mailcluster_map.mapdata` per node and role equals the golden YAML under tests/lab/golden/mapdata
   (set MC_UPDATE_GOLDEN=1 to rewrite them, then review the diff).
 """
 
@@ -51,7 +51,7 @@ def reports(tmp_path_factory):
             defaults = yaml.safe_load(
                 (REPO / "salt" / role / "parameters" / "defaults.yaml").read_text()
             )
-            calls.append(["mailcluster.mapdata", role, defaults])
+            calls.append(["mailcluster_map.mapdata", role, defaults])
         calls += [["state.show_sls", f"{role}.clean"] for role in MAP_ROLES[node]]
         res = run_node(tmp_path_factory.mktemp(node), node, calls)
         n_maps = len(MAP_ROLES[node])

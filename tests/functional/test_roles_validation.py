@@ -69,7 +69,7 @@ def test_added_domain_passes(tmp_path):
     errors, zones = run_node(
         tmp_path,
         "ns1",
-        [["mailcluster.validate"], ["mailcluster.zones"]],
+        [["mailcluster.validate"], ["mailcluster_dns.zones"]],
         pillar_copy(tmp_path, extra),
     )
     assert errors == []
