@@ -2,7 +2,8 @@
 Keep DRBD resources in a wanted state. Thin wrappers over the ``drbd`` execution module.
 
 Every state reads the live state first, returns early when nothing differs, honours
-``test=True`` with the changes it would make, acts, then reads back to confirm.
+``test=True`` with the changes it would make, acts, then reads back to confirm: each one
+gives its read, act and read-back to the shared skeleton (``_states/mc_flow.py``).
 
 .. code-block:: yaml
 
@@ -24,8 +25,6 @@ Every state reads the live state first, returns early when nothing differs, hono
 
 import time
 
-from salt.exceptions import CommandExecutionError
-
 __virtualname__ = "drbd"
 
 
@@ -33,10 +32,6 @@ def __virtual__():
     if "drbd.status" in __salt__:
         return __virtualname__
     return (False, "the drbd execution module is not available (drbdadm missing?)")
-
-
-def _ret(name):
-    return {"name": name, "result": False, "changes": {}, "comment": ""}
 
 
 def _entry(name):
@@ -81,29 +76,26 @@ def metadata_created(name, force=False):
     force
         Create metadata over other data on a disk that has no DRBD metadata yet.
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         if __salt__["drbd.has_metadata"](name):
-            ret.update(result=True, comment=f"DRBD resource {name} already has metadata")
-            return ret
-        changes = {"metadata": {"old": None, "new": "created"}}
-        if __opts__["test"]:
-            how = " with --force" if force else ""
-            ret.update(
-                result=None,
-                comment=f"DRBD metadata would be created{how} for resource {name}",
-                changes=changes,
-            )
-            return ret
+            return {"result": True, "comment": f"DRBD resource {name} already has metadata"}
+        how = " with --force" if force else ""
+        return {
+            "changes": {"metadata": {"old": None, "new": "created"}},
+            "would": f"DRBD metadata would be created{how} for resource {name}",
+            "done": f"DRBD metadata created for resource {name}",
+        }
+
+    def act(_step):
         __salt__["drbd.createmd"](name, force=force)
+
+    def confirm(_step):
         if not __salt__["drbd.has_metadata"](name):
-            ret["comment"] = f"create-md ran but resource {name} still shows no valid metadata"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"DRBD metadata created for resource {name}")
-    return ret
+            return f"create-md ran but resource {name} still shows no valid metadata"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
 
 
 def up(name):
@@ -113,26 +105,25 @@ def up(name):
     name
         The DRBD resource.
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         if _entry(name)["up"]:
-            ret.update(result=True, comment=f"DRBD resource {name} is already up")
-            return ret
-        changes = {"state": {"old": "down", "new": "up"}}
-        if __opts__["test"]:
-            ret.update(
-                result=None, comment=f"DRBD resource {name} would be brought up", changes=changes
-            )
-            return ret
+            return {"result": True, "comment": f"DRBD resource {name} is already up"}
+        return {
+            "changes": {"state": {"old": "down", "new": "up"}},
+            "would": f"DRBD resource {name} would be brought up",
+            "done": f"DRBD resource {name} is up",
+        }
+
+    def act(_step):
         __salt__["drbd.up"](name)
+
+    def confirm(_step):
         if not _entry(name)["up"]:
-            ret["comment"] = f"drbdadm up ran but resource {name} is still down"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"DRBD resource {name} is up")
-    return ret
+            return f"drbdadm up ran but resource {name} is still down"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
 
 
 def _initial_force(entry):
@@ -166,40 +157,36 @@ def primary(name, initial=False):
         sides). In any other state an Inconsistent/Outdated node is never forced. Target
         exactly one node with ``initial: True``.
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         entry = _entry(name)
         if not entry["up"]:
-            ret["comment"] = f"DRBD resource {name} is down: bring it up first"
-            return ret
+            return {"result": False, "comment": f"DRBD resource {name} is down: bring it up first"}
         if entry["role"] == "Primary":
-            ret.update(result=True, comment=f"DRBD resource {name} is already Primary")
-            return ret
+            return {"result": True, "comment": f"DRBD resource {name} is already Primary"}
         force = False
         if initial:
             force, refusal = _initial_force(entry)
             if refusal:
-                ret["comment"] = f"DRBD resource {name}: {refusal}"
-                return ret
-        changes = {"role": {"old": entry["role"], "new": "Primary"}}
+                return {"result": False, "comment": f"DRBD resource {name}: {refusal}"}
         how = " with --force (initial sync: both sides Inconsistent)" if force else ""
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"DRBD resource {name} would be promoted to Primary{how}",
-                changes=changes,
-            )
-            return ret
-        __salt__["drbd.primary"](name, force=force)
+        return {
+            "changes": {"role": {"old": entry["role"], "new": "Primary"}},
+            "would": f"DRBD resource {name} would be promoted to Primary{how}",
+            "done": f"DRBD resource {name} promoted{how}",
+            "force": force,
+        }
+
+    def act(step):
+        __salt__["drbd.primary"](name, force=step["force"])
+
+    def confirm(_step):
         role = _entry(name)["role"]
         if role != "Primary":
-            ret["comment"] = f"drbdadm primary ran but resource {name} is {role}"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"DRBD resource {name} promoted{how}")
-    return ret
+            return f"drbdadm primary ran but resource {name} is {role}"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
 
 
 def secondary(name):
@@ -210,30 +197,26 @@ def secondary(name):
     name
         The DRBD resource.
     """
-    ret = _ret(name)
-    try:
-        entry = _entry(name)
-        if entry["role"] != "Primary":
-            ret.update(result=True, comment=f"DRBD resource {name} is {entry['role']}")
-            return ret
-        changes = {"role": {"old": "Primary", "new": "Secondary"}}
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"DRBD resource {name} would be demoted to Secondary",
-                changes=changes,
-            )
-            return ret
-        __salt__["drbd.secondary"](name)
+
+    def plan():
         role = _entry(name)["role"]
-        if role == "Primary":
-            ret["comment"] = f"drbdadm secondary ran but resource {name} is still Primary"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"DRBD resource {name} demoted")
-    return ret
+        if role != "Primary":
+            return {"result": True, "comment": f"DRBD resource {name} is {role}"}
+        return {
+            "changes": {"role": {"old": "Primary", "new": "Secondary"}},
+            "would": f"DRBD resource {name} would be demoted to Secondary",
+            "done": f"DRBD resource {name} demoted",
+        }
+
+    def act(_step):
+        __salt__["drbd.secondary"](name)
+
+    def confirm(_step):
+        if _entry(name)["role"] == "Primary":
+            return f"drbdadm secondary ran but resource {name} is still Primary"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
 
 
 def synced(name, timeout=300):
@@ -246,38 +229,36 @@ def synced(name, timeout=300):
     timeout
         Seconds to wait for the sync.
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         entry = _entry(name)
         if not entry["up"]:
-            ret["comment"] = f"DRBD resource {name} is down: it cannot sync"
-            return ret
+            return {"result": False, "comment": f"DRBD resource {name} is down: it cannot sync"}
         if _synced(entry):
-            ret.update(result=True, comment=f"DRBD resource {name} is in sync")
-            return ret
+            return {"result": True, "comment": f"DRBD resource {name} is in sync"}
         now = f"local disk {_disk(entry)}, peer disk {_peer_disk(entry)}"
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"would wait up to {timeout} s for DRBD resource {name} to sync ({now})",
-            )
-            return ret
+        return {
+            "changes": {},
+            "would": f"would wait up to {timeout} s for DRBD resource {name} to sync ({now})",
+            "done": None,
+        }
+
+    def confirm(step):
         start = time.monotonic()
         if not __salt__["drbd.wait_sync"](name, timeout=timeout):
             entry = _entry(name)
-            ret["comment"] = (
+            return (
                 f"DRBD resource {name} not in sync after {timeout} s (local disk "
                 f"{_disk(entry)}, peer disk {_peer_disk(entry)})"
             )
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(
-        result=True,
-        comment=f"DRBD resource {name} in sync after {time.monotonic() - start:.0f} s",
-    )
-    return ret
+        step["done"] = f"DRBD resource {name} in sync after {time.monotonic() - start:.0f} s"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, None, confirm)
+
+
+def _dual(entry):
+    return entry["role"] == "Primary" and all(role == "Primary" for role in _peer_roles(entry))
 
 
 def dual_primary(name, timeout=300, interval=1):
@@ -294,60 +275,51 @@ def dual_primary(name, timeout=300, interval=1):
     timeout
         Seconds to wait for the sync, then again for the peer.
     """
-    ret = _ret(name)
-    changes = {}
-    try:
+
+    def plan():
         entry = _entry(name)
         if not entry["up"]:
-            ret["comment"] = f"DRBD resource {name} is down: bring it up first"
-            return ret
+            return {"result": False, "comment": f"DRBD resource {name} is down: bring it up first"}
         if not entry["peers"]:
-            ret["comment"] = f"DRBD resource {name} has no peer"
-            return ret
-        peer_roles = _peer_roles(entry)
-        if entry["role"] == "Primary" and all(role == "Primary" for role in peer_roles):
-            ret.update(result=True, comment=f"DRBD resource {name} is already dual primary")
-            return ret
+            return {"result": False, "comment": f"DRBD resource {name} has no peer"}
+        if _dual(entry):
+            return {"result": True, "comment": f"DRBD resource {name} is already dual primary"}
+        changes = {}
+        steps = []
         if entry["role"] != "Primary":
             changes = {"role": {"old": entry["role"], "new": "Primary"}}
-        if __opts__["test"]:
-            steps = []
-            if changes:
-                if not _synced(entry):
-                    steps.append(f"wait up to {timeout} s for the sync")
-                steps.append("promote this node to Primary")
-            steps.append(f"wait up to {timeout} s for the peer (now {'/'.join(peer_roles)})")
-            ret.update(
-                result=None,
-                comment=f"DRBD resource {name} would: {'; '.join(steps)}",
-                changes=changes,
-            )
-            return ret
-        if changes:
-            if not _synced(entry) and not __salt__["drbd.wait_sync"](name, timeout=timeout):
-                ret["comment"] = (
-                    f"DRBD resource {name} not in sync after {timeout} s: not promoting"
-                )
-                return ret
-            __salt__["drbd.primary"](name)
+            if not _synced(entry):
+                steps.append(f"wait up to {timeout} s for the sync")
+            steps.append("promote this node to Primary")
+        steps.append(f"wait up to {timeout} s for the peer (now {'/'.join(_peer_roles(entry))})")
+        return {
+            "changes": changes,
+            "would": f"DRBD resource {name} would: {'; '.join(steps)}",
+            "done": f"DRBD resource {name} is dual primary",
+            "entry": entry,
+        }
+
+    def act(step):
+        if not step["changes"]:
+            return None
+        if not _synced(step["entry"]) and not __salt__["drbd.wait_sync"](name, timeout=timeout):
+            return f"DRBD resource {name} not in sync after {timeout} s: not promoting"
+        __salt__["drbd.primary"](name)
+        return None
+
+    def confirm(_step):
         deadline = time.monotonic() + float(timeout)
         while True:
             entry = _entry(name)
-            peer_roles = _peer_roles(entry)
-            if entry["role"] == "Primary" and all(role == "Primary" for role in peer_roles):
-                break
+            if _dual(entry):
+                return None
             if time.monotonic() >= deadline:
-                ret.update(
-                    changes=changes,
-                    comment=(
-                        f"DRBD resource {name} is {entry['role']} here but the peer is "
-                        f"{'/'.join(peer_roles) or 'gone'} after {timeout} s"
-                    ),
+                return (
+                    f"DRBD resource {name} is {entry['role']} here but the peer is "
+                    f"{'/'.join(_peer_roles(entry)) or 'gone'} after {timeout} s"
                 )
-                return ret
             time.sleep(interval)
-    except CommandExecutionError as exc:
-        ret.update(changes=changes, comment=str(exc))
-        return ret
-    ret.update(result=True, changes=changes, comment=f"DRBD resource {name} is dual primary")
-    return ret
+
+    return __states__["mc_flow.converge"](
+        name, plan, act, confirm, report_unconfirmed=True, report_error=True
+    )

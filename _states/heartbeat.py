@@ -1,6 +1,7 @@
 """
 Heartbeat states: the daemon running with every node active, and resources held here.
-Thin wrappers over the ``heartbeat`` execution module.
+Thin wrappers over the ``heartbeat`` execution module; each state gives its read, act and
+read-back to the shared skeleton (``_states/mc_flow.py``).
 
 ``running`` belongs in highstate (it starts the daemon, never the resources it owns);
 ``resources_held`` moves resources and belongs in orchestration (``salt/orch/``).
@@ -16,8 +17,6 @@ Thin wrappers over the ``heartbeat`` execution module.
 
 import time
 
-from salt.exceptions import CommandExecutionError
-
 __virtualname__ = "heartbeat"
 
 
@@ -27,10 +26,6 @@ def __virtual__():
     return (False, "the heartbeat execution module is not available (cl_status missing?)")
 
 
-def _ret(name):
-    return {"name": name, "result": False, "changes": {}, "comment": ""}
-
-
 def _not_active(nodes):
     out = {}
     for node in nodes:
@@ -38,6 +33,10 @@ def _not_active(nodes):
         if state != "active":
             out[node] = state
     return out
+
+
+def _states_of(waiting):
+    return ", ".join(f"{node} is {state}" for node, state in waiting.items())
 
 
 def running(name="heartbeat", nodes=None, timeout=60, interval=1):
@@ -55,53 +54,60 @@ def running(name="heartbeat", nodes=None, timeout=60, interval=1):
     timeout
         Seconds to wait for the daemon and the nodes.
     """
-    ret = _ret(name)
     nodes = list(nodes or [])
-    changes = {}
-    try:
-        is_running = __salt__["heartbeat.status"]()["running"]
-        if not is_running:
-            changes = {"service": {"old": "stopped", "new": "running"}}
-            if __opts__["test"]:
-                wait = f" and wait up to {timeout} s for {', '.join(nodes)}" if nodes else ""
-                ret.update(
-                    result=None, comment=f"heartbeat would be started{wait}", changes=changes
-                )
-                return ret
+    listed = f"; active: {', '.join(nodes)}" if nodes else ""
+
+    def unknown():
+        known = __salt__["heartbeat.nodes"]()
+        missing = [node for node in nodes if node not in known]
+        if missing:
+            return f"heartbeat does not know node(s) {', '.join(missing)} (has {known})"
+        return None
+
+    def plan():
+        if not __salt__["heartbeat.status"]()["running"]:
+            wait = f" and wait up to {timeout} s for {', '.join(nodes)}" if nodes else ""
+            return {
+                "changes": {"service": {"old": "stopped", "new": "running"}},
+                "would": f"heartbeat would be started{wait}",
+                "done": "heartbeat started" + listed,
+            }
+        refusal = unknown()
+        if refusal:
+            return {"result": False, "comment": refusal}
+        waiting = _not_active(nodes)
+        if not waiting:
+            return {"result": True, "comment": "heartbeat is running" + listed}
+        return {
+            "changes": {},
+            "would": f"would wait up to {timeout} s: {_states_of(waiting)}",
+            "done": "heartbeat is running" + listed,
+        }
+
+    def act(step):
+        if step["changes"]:
             __salt__["heartbeat.start"]()
+
+    def confirm(_step):
         deadline = time.monotonic() + float(timeout)
         while not __salt__["heartbeat.status"]()["running"]:
             if time.monotonic() >= deadline:
-                ret.update(changes=changes, comment=f"heartbeat not running after {timeout} s")
-                return ret
+                return f"heartbeat not running after {timeout} s"
             time.sleep(interval)
-        known = __salt__["heartbeat.nodes"]()
-        unknown = [node for node in nodes if node not in known]
-        if unknown:
-            ret.update(
-                changes=changes,
-                comment=f"heartbeat does not know node(s) {', '.join(unknown)} (has {known})",
-            )
-            return ret
+        refusal = unknown()
+        if refusal:
+            return refusal
         waiting = _not_active(nodes)
-        if waiting and __opts__["test"]:
-            states = ", ".join(f"{node} is {state}" for node, state in waiting.items())
-            ret.update(result=None, comment=f"would wait up to {timeout} s: {states}")
-            return ret
         while waiting:
             if time.monotonic() >= deadline:
-                states = ", ".join(f"{node} is {state}" for node, state in waiting.items())
-                ret.update(changes=changes, comment=f"after {timeout} s: {states}")
-                return ret
+                return f"after {timeout} s: {_states_of(waiting)}"
             time.sleep(interval)
             waiting = _not_active(nodes)
-    except CommandExecutionError as exc:
-        ret.update(changes=changes, comment=str(exc))
-        return ret
-    listed = f"; active: {', '.join(nodes)}" if nodes else ""
-    comment = ("heartbeat started" if changes else "heartbeat is running") + listed
-    ret.update(result=True, changes=changes, comment=comment)
-    return ret
+        return None
+
+    return __states__["mc_flow.converge"](
+        name, plan, act, confirm, report_unconfirmed=True, report_error=True
+    )
 
 
 def _groups(held, which):
@@ -110,6 +116,10 @@ def _groups(held, which):
     if which == "foreign":
         return sorted(node for node, entry in held.items() if not entry["preferred"])
     return sorted(held)
+
+
+def _holding(held, wanted):
+    return sorted(node for node in wanted if held[node]["held"])
 
 
 def resources_held(
@@ -132,44 +142,42 @@ def resources_held(
     ``changes``: ``{"groups": {"old": [groups held before], "new": [groups held after]}}``
     (groups are named by their home node in haresources).
     """
-    ret = _ret(name)
-    if which not in ("local", "foreign", "all"):
-        ret["comment"] = f"which must be local, foreign or all, not {which!r}"
-        return ret
-    try:
+
+    def plan():
+        if which not in ("local", "foreign", "all"):
+            return {
+                "result": False,
+                "comment": f"which must be local, foreign or all, not {which!r}",
+            }
         held = __salt__["heartbeat.held"](haresources)
         wanted = _groups(held, which)
-        before = sorted(node for node in wanted if held[node]["held"])
         if not wanted:
-            ret["comment"] = f"haresources has no {which} group for this node"
-            return ret
+            return {"result": False, "comment": f"haresources has no {which} group for this node"}
+        before = _holding(held, wanted)
         if before == wanted:
-            ret.update(result=True, comment=f"this node holds the {which} resources ({wanted})")
-            return ret
-        changes = {"groups": {"old": before, "new": wanted}}
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"heartbeat would be asked to take over the {which} resources",
-                changes=changes,
-            )
-            return ret
+            return {"result": True, "comment": f"this node holds the {which} resources ({wanted})"}
+        return {
+            "changes": {"groups": {"old": before, "new": wanted}},
+            "would": f"heartbeat would be asked to take over the {which} resources",
+            "done": f"took over the {which} resources",
+            "wanted": wanted,
+        }
+
+    def act(_step):
         __salt__["heartbeat.takeover"](which)
+
+    def confirm(step):
+        wanted = step["wanted"]
         deadline = time.monotonic() + float(timeout)
         while True:
-            held = __salt__["heartbeat.held"](haresources)
-            after = sorted(node for node in wanted if held[node]["held"])
+            after = _holding(__salt__["heartbeat.held"](haresources), wanted)
             if after == wanted:
-                break
+                return None
             if time.monotonic() >= deadline:
-                ret["comment"] = (
+                return (
                     f"heartbeat did not hand over the {which} resources within {timeout} s "
                     f"(held: {after})"
                 )
-                return ret
             time.sleep(interval)
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"took over the {which} resources")
-    return ret
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)

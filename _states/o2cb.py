@@ -1,6 +1,7 @@
 """
 Keep the OCFS2 o2cb cluster configured and online, and its volume formatted once.
-Thin wrappers over the ``o2cb`` execution module.
+Thin wrappers over the ``o2cb`` execution module; each state gives its read, act and
+read-back to the shared skeleton (``_states/mc_flow.py``).
 
 .. code-block:: yaml
 
@@ -33,10 +34,6 @@ def __virtual__():
     if "o2cb.list_clusters" in __salt__:
         return __virtualname__
     return (False, "the o2cb execution module is not available (ocfs2-tools missing?)")
-
-
-def _ret(name):
-    return {"name": name, "result": False, "changes": {}, "comment": ""}
 
 
 def _normalize_nodes(nodes):
@@ -131,22 +128,23 @@ def cluster_present(name, nodes, heartbeat_mode="local", config_file=None):
     config_file
         Another cluster.conf (tests).
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         info = __salt__["o2cb.cluster_info"](name, config_file=config_file)
         current = info["nodes"] if info else {}
         wanted = _assign_numbers(_normalize_nodes(nodes), current)
         changes = _diff(name, wanted, heartbeat_mode, info)
         if not changes:
-            ret.update(result=True, comment=f"o2cb cluster {name} is configured as wanted")
-            return ret
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"o2cb cluster {name} would be reconfigured in cluster.conf",
-                changes=changes,
-            )
-            return ret
+            return {"result": True, "comment": f"o2cb cluster {name} is configured as wanted"}
+        return {
+            "changes": changes,
+            "would": f"o2cb cluster {name} would be reconfigured in cluster.conf",
+            "done": f"o2cb cluster {name} reconfigured in cluster.conf",
+            "wanted": wanted,
+        }
+
+    def act(step):
+        changes = step["changes"]
         if "cluster" in changes:
             __salt__["o2cb.add_cluster"](name, config_file=config_file)
         node_changes = changes.get("nodes", {})
@@ -166,22 +164,22 @@ def cluster_present(name, nodes, heartbeat_mode="local", config_file=None):
                 )
         if "heartbeat_mode" in changes:
             __salt__["o2cb.heartbeat_mode"](name, heartbeat_mode, config_file=config_file)
+
+    def confirm(step):
         after = __salt__["o2cb.cluster_info"](name, config_file=config_file)
-        left = _diff(name, wanted, heartbeat_mode, after)
+        left = _diff(name, step["wanted"], heartbeat_mode, after)
         if left:
-            ret.update(changes=changes, comment=f"o2cb cluster {name} still differs: {left}")
-            return ret
-        comment = f"o2cb cluster {name} reconfigured in cluster.conf"
+            return f"o2cb cluster {name} still differs: {left}"
         if (
-            node_changes
+            "nodes" in step["changes"]
             and __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]
         ):
-            comment += "; the cluster is online: restart o2cb on each node to apply node changes"
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=comment)
-    return ret
+            step["done"] += (
+                "; the cluster is online: restart o2cb on each node to apply node changes"
+            )
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm, report_unconfirmed=True)
 
 
 def cluster_online(name, config_file=None):
@@ -192,26 +190,28 @@ def cluster_online(name, config_file=None):
     name
         Cluster name, defined in cluster.conf.
     """
-    ret = _ret(name)
-    try:
-        if __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]:
-            ret.update(result=True, comment=f"o2cb cluster {name} is online")
-            return ret
-        changes = {"online": {"old": False, "new": True}}
-        if __opts__["test"]:
-            ret.update(
-                result=None, comment=f"o2cb cluster {name} would be registered", changes=changes
-            )
-            return ret
+
+    def online():
+        return __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]
+
+    def plan():
+        if online():
+            return {"result": True, "comment": f"o2cb cluster {name} is online"}
+        return {
+            "changes": {"online": {"old": False, "new": True}},
+            "would": f"o2cb cluster {name} would be registered",
+            "done": f"o2cb cluster {name} is online",
+        }
+
+    def act(_step):
         __salt__["o2cb.register_cluster"](name, config_file=config_file)
-        if not __salt__["o2cb.cluster_status"](name, config_file=config_file)["online"]:
-            ret["comment"] = f"register-cluster ran but o2cb cluster {name} is still offline"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"o2cb cluster {name} is online")
-    return ret
+
+    def confirm(_step):
+        if not online():
+            return f"register-cluster ran but o2cb cluster {name} is still offline"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
 
 
 def formatted(
@@ -240,36 +240,38 @@ def formatted(
     journal_size
         Journal size for ``-J size=`` (``4M`` fits a 64 MiB test volume).
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         info = __salt__["o2cb.fs_info"](name)
-        if info is not None:
-            if info["type"] != "ocfs2":
-                ret["comment"] = (
+        if info is None:
+            new = {"type": "ocfs2", "label": label, "cluster": cluster, "slots": int(slots)}
+            return {
+                "changes": {"filesystem": {"old": None, "new": new}},
+                "would": f"{name} would be formatted as OCFS2",
+                "done": f"{name} formatted as OCFS2",
+            }
+        if info["type"] != "ocfs2":
+            return {
+                "result": False,
+                "comment": (
                     f"{name} holds a {info['type']} filesystem: refusing to format it as OCFS2"
-                )
-                return ret
-            if info["label"] != label or (info["cluster"] not in (None, cluster)):
-                ret["comment"] = (
+                ),
+            }
+        if info["label"] != label or (info["cluster"] not in (None, cluster)):
+            return {
+                "result": False,
+                "comment": (
                     f"{name} already holds OCFS2 (label {info['label']!r}, cluster "
                     f"{info['cluster']!r}), not label {label!r} / cluster {cluster!r}; "
                     "it is never reformatted"
-                )
-                return ret
-            ret.update(
-                result=True,
-                comment=f"{name} already holds OCFS2 (label {label!r}, cluster {cluster!r})",
-            )
-            return ret
-        changes = {
-            "filesystem": {
-                "old": None,
-                "new": {"type": "ocfs2", "label": label, "cluster": cluster, "slots": int(slots)},
+                ),
             }
+        return {
+            "result": True,
+            "comment": f"{name} already holds OCFS2 (label {label!r}, cluster {cluster!r})",
         }
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{name} would be formatted as OCFS2", changes=changes)
-            return ret
+
+    def act(_step):
         __salt__["o2cb.mkfs"](
             name,
             cluster,
@@ -279,12 +281,11 @@ def formatted(
             cluster_size=cluster_size,
             journal_size=journal_size,
         )
+
+    def confirm(_step):
         info = __salt__["o2cb.fs_info"](name)
         if not info or info["type"] != "ocfs2" or info["label"] != label:
-            ret["comment"] = f"mkfs.ocfs2 ran but {name} shows {info}"
-            return ret
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    ret.update(result=True, changes=changes, comment=f"{name} formatted as OCFS2")
-    return ret
+            return f"mkfs.ocfs2 ran but {name} shows {info}"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)
