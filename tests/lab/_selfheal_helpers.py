@@ -21,7 +21,8 @@ DNS_SERVERS = {"ns1": "10.88.0.21", "ns2": "10.88.0.22"}
 MAIL_NAMES = ["mail.example.test", "mx1.example.test", "mail.sales.test"]
 AUDIT_LOG = "/var/cache/salt/master/mailcluster_failover/audit.jsonl"
 SELFHEAL_FILES = [
-    "/srv/mailcluster/_runners/mailcluster_failover.py",
+    # the entry points and their building blocks (mcheal_*); a shell glob, stat'ed by sh
+    "/srv/mailcluster/_runners/*.py",
     "/srv/mailcluster/reactor/master.d/selfheal.conf",
     "/srv/mailcluster/reactor/beacon_peer.sls",
     "/srv/mailcluster/reactor/presence_change.sls",

@@ -29,6 +29,29 @@ def load_loader_module(kind, name):
     return module
 
 
+def runner_loader(cachedir, **overrides):
+    """Salt's own runner loader over ``_runners/``, as on the master: the runner modules reach
+    each other through ``__salt__`` (the loader itself), which loading them by path cannot give;
+    the roles' files (``_modules``, ``salt/selfheal``) are read from the repo. Only our runners
+    are loaded (``whitelist``); they call only each other."""
+    import salt.config
+    import salt.loader
+
+    opts = salt.config.master_config(None)
+    opts.update(
+        {
+            "id": "salt",
+            "cachedir": str(cachedir),
+            "runner_dirs": [str(REPO / "_runners")],
+            "file_roots": {"base": []},
+            "mailcluster_roots": [str(REPO / "salt"), str(REPO)],
+            **overrides,
+        }
+    )
+    ours = sorted(p.stem for p in (REPO / "_runners").glob("*.py"))
+    return salt.loader.runner(opts, whitelist=ours)
+
+
 def recorded(relpath):
     """
     Return ``{"stdout", "stderr", "retcode"}`` for a recorded output file.
