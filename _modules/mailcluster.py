@@ -17,8 +17,8 @@ replication). The pillar layout is documented in ``pillar.example``.
 import ipaddress
 import re
 
-import salt.utils.data
 from salt.exceptions import CommandExecutionError
+from salt.utils.data import traverse_dict
 
 __virtualname__ = "mailcluster"
 
@@ -236,7 +236,7 @@ def _validate_secrets(mc, errors):
     roles = {r for node in (mc.get("nodes") or {}).values() for r in (node or {}).get("roles", [])}
     needed = sorted({path for role in roles for path in ROLE_SECRETS.get(role, [])})
     for path in needed:
-        value = salt.utils.data.traverse_dict(secrets, ":".join(path))
+        value = traverse_dict(secrets, ":".join(path))
         if value in (None, ""):
             errors.append(f"{PILLAR_KEY}:secrets:{':'.join(path)}: missing secret")
 

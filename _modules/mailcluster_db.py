@@ -18,9 +18,9 @@ import logging
 import os
 import warnings
 
-import salt.utils.data
 import salt.utils.files
 from salt.exceptions import CommandExecutionError
+from salt.utils.data import traverse_dict
 
 try:
     with warnings.catch_warnings():
@@ -110,7 +110,7 @@ def _password_ok(password, stored, pw_cache):
 
 def _desired_rows():
     mc = __pillar__.get(PILLAR_KEY) or {}
-    pw = salt.utils.data.traverse_dict(mc, "secrets:mailboxes") or {}
+    pw = traverse_dict(mc, "secrets:mailboxes") or {}
     domains, boxes, aliases = {}, {}, {}
     for dom, conf in sorted((mc.get("domains") or {}).items()):
         conf = conf or {}

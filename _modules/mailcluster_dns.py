@@ -10,7 +10,8 @@ writer of the DNS primary.
 - :py:func:`soa_serial` asks a DNS server for a zone's serial.
 
 The topology (which node has which role) comes from the ``mailcluster`` module, called
-through ``__salt__``. :py:func:`zones` and :py:func:`soa_serial` need nothing else from the
+through ``__salt__`` with this loader's pillar passed along (the loader behind ``__salt__``
+may hold another one). :py:func:`zones` and :py:func:`soa_serial` need nothing else from the
 loader (no ``cmd``, no grains when ``withdrawn`` is given), so that the failover runner can
 run them on the master with its own pillar.
 """
@@ -24,7 +25,7 @@ import os
 import tempfile
 import time
 
-import salt.utils.data
+from salt.utils.data import traverse_dict
 
 try:
     import dns.message
@@ -89,7 +90,7 @@ def _dns_params():
 
 def _withdrawn():
     """Nodes whose service IP DNS leaves out: pillar list plus a grain the failover can set."""
-    pillar_list = salt.utils.data.traverse_dict(__pillar__, "dns:withdrawn") or []
+    pillar_list = traverse_dict(__pillar__, "dns:withdrawn") or []
     grain_list = __grains__.get(WITHDRAWN_GRAIN) or []
     return set(pillar_list) | set(grain_list)
 

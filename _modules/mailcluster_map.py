@@ -14,8 +14,8 @@ all called through ``__salt__``.
 import copy
 import ipaddress
 
-import salt.utils.data
 import salt.utils.dictupdate
+from salt.utils.data import traverse_dict
 
 __virtualname__ = "mailcluster_map"
 
@@ -88,15 +88,15 @@ def _common_facts(mc, name):
         "nameservers": [nodes[n]["ip"] for n in dns_nodes],
         "search": mc["cluster"]["domain"],
         "ca": {
-            "cert": salt.utils.data.traverse_dict(secrets, "ca:cert"),
-            "key": salt.utils.data.traverse_dict(secrets, "ca:key"),
+            "cert": traverse_dict(secrets, "ca:cert"),
+            "key": traverse_dict(secrets, "ca:key"),
         },
         "cert": {
             "cn": _fqdn(mc, name),
             "san": ", ".join([f"DNS:{n}" for n in san_names] + [f"IP:{ip}" for ip in san_ips]),
             # a real certificate and key from pillar replace the cluster-signed one
-            "pem": salt.utils.data.traverse_dict(tls, f"{name}:cert"),
-            "key_pem": salt.utils.data.traverse_dict(tls, f"{name}:key"),
+            "pem": traverse_dict(tls, f"{name}:cert"),
+            "key_pem": traverse_dict(tls, f"{name}:key"),
         },
     }
 
@@ -137,7 +137,7 @@ def _db_facts(mc, name):
             "hosts": replica_ips,
         },
         "readers": users,
-        "postfixadmin_password": salt.utils.data.traverse_dict(secrets, "db:postfixadmin"),
+        "postfixadmin_password": traverse_dict(secrets, "db:postfixadmin"),
     }
 
 
@@ -180,9 +180,8 @@ def _dns_facts(mc, name):
         "secondary_ips": [mc["nodes"][n]["ip"] for n in secondaries],
         "zones": sorted(__salt__["mailcluster_dns.zones"](_mc=mc)),
         "tsig": {
-            "algorithm": salt.utils.data.traverse_dict(mc, "secrets:tsig:algorithm")
-            or "hmac-sha256",
-            "secret": salt.utils.data.traverse_dict(mc, "secrets:tsig:secret"),
+            "algorithm": traverse_dict(mc, "secrets:tsig:algorithm") or "hmac-sha256",
+            "secret": traverse_dict(mc, "secrets:tsig:secret"),
         },
     }
 
@@ -215,7 +214,7 @@ def _web_facts(mc, name):
 
 
 def _graphs_port():
-    return int(salt.utils.data.traverse_dict(__pillar__, "graphs:port") or 8081)
+    return int(traverse_dict(__pillar__, "graphs:port") or 8081)
 
 
 def _graphs_facts(mc, name):

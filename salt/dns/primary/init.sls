@@ -1,6 +1,6 @@
 {%- from "common/map.jinja" import mapdata as dns with context %}
-# dns.primary: zones computed from pillar by _modules/mailcluster.py. Zone files are written
-# by one state for all zones: a changed zone is frozen (rndc freeze merges the journal of
+# dns.primary: zones computed from pillar by _modules/mailcluster_dns.py. Zone files are
+# written by one state for all zones: a changed zone is frozen (rndc freeze merges the journal of
 # dynamic updates), checked with named-checkzone, replaced and thawed; its serial only moves
 # when its records change. New zones are loaded by `rndc reconfig`.
 
