@@ -241,6 +241,16 @@ def test_forged_event_is_refused(master, minions, event_listener, clean):
     assert not started
 
 
+def test_status_reads_the_roles_zones_on_the_master(master, minions, clean):
+    """The runners load from runner_dirs and reach each other through __salt__; status asks
+    the roles' mailcluster_dns.zones through the minion loader the runner builds on the master
+    (a missing or broken module would fail the run)."""
+    ret = master.salt_run_cli(timeout=60).run("mailcluster_failover.status")
+    assert ret.returncode == 0, ret
+    assert ret.data["dns_primary"] is None
+    assert ret.data["settings"]["hold_down"] == HOLD_DOWN
+
+
 def test_partition_is_refused(master, minions, fake_dir, event_listener, clean):
     """mx2's heartbeat says mx1 dead (cut link) but the master reaches mx1: no failover."""
     _set_hb(fake_dir, "mx2", "mx1", "dead")
