@@ -9,29 +9,10 @@ both generations.
 
 :depends: drbd-utils (``drbdadm``, ``drbdsetup``)
 
-Status shape
-------------
-:py:func:`status` returns one entry per resource:
-
-.. code-block:: python
-
-    {"r0": {"role": "Primary",            # local role; "Unconfigured" when down
-            "suspended": False,
-            "up": True,                   # False when the resource is down
-            "volumes": [{"volume": 0, "minor": 0, "disk": "UpToDate"}],
-            "peers": [{"name": "peer",    # DRBD 8.4 names every peer "peer"
-                       "connection": "Connected",
-                       "role": "Primary",
-                       "volumes": [{"volume": 0,
-                                    "replication": "Established",
-                                    "peer_disk": "UpToDate",
-                                    "done": None}]}]}}
-
-``done`` is the resync percentage (float) while syncing, else ``None``. A peer that is
-gone has connection ``Connecting`` or ``StandAlone``, role ``Unknown`` and peer_disk
-``DUnknown``. A resource that is configured but down has ``up: False``, role
-``Unconfigured`` and empty ``volumes``/``peers``. A name that is not configured raises
-:py:exc:`~salt.exceptions.CommandExecutionError` naming it.
+The shape of :py:func:`status` is documented with its parser (``_modules/drbd_parse.py``,
+which this module reaches through ``__salt__``) and in docs/modules.md. A resource that is
+configured but down has ``up: False`` and role ``Unconfigured``; a name that is not
+configured raises :py:exc:`~salt.exceptions.CommandExecutionError` naming it.
 """
 
 import logging
@@ -45,323 +26,14 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "drbd"
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_DOWN_MARKERS = ("No such resource", "Device minor not allocated", "unknown minor")
 _NOT_DEFINED = re.compile(r"'([^']+)' not defined in your config")
 _NO_METADATA = "No valid meta data found"
-_DISK_STATES = (
-    "Diskless",
-    "Attaching",
-    "Detaching",
-    "Failed",
-    "Negotiating",
-    "Inconsistent",
-    "Outdated",
-    "DUnknown",
-    "Consistent",
-    "UpToDate",
-)
 
 
 def __virtual__():
     if salt.utils.path.which("drbdadm") is None:
         return (False, "drbdadm not found: install drbd-utils")
     return __virtualname__
-
-
-# ---------------------------------------------------------------------------
-# Pure parsers (no I/O): fed with real command output in tests/unit.
-# ---------------------------------------------------------------------------
-
-
-def _strip_ansi(text):
-    return _ANSI.sub("", text or "")
-
-
-def _kv(tokens):
-    """Split ``key:value`` tokens into a dict, ignoring anything else."""
-    out = {}
-    for token in tokens:
-        key, sep, value = token.partition(":")
-        if sep:
-            out[key] = value
-    return out
-
-
-def _to_int(value, default=None):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _parse_status(text):
-    """
-    Parse ``drbdsetup status [--verbose --statistics]`` / ``drbdadm status`` text.
-
-    Handles DRBD 8.4 (through drbdsetup-84) and DRBD 9 layouts, several volumes and
-    peers, and ANSI colours. Returns ``{name: {...}}`` in the documented shape.
-    """
-    resources = {}
-    res = None
-    section = None  # "resource", "device" or "peer": what the last indent-2 line opened
-    for raw in _strip_ansi(text).splitlines():
-        if not raw.strip():
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        tokens = raw.split()
-        if indent == 0:
-            if ":" in tokens[0] or len(tokens) < 2 or not tokens[1].startswith("role:"):
-                # "r0: No such resource", "Command '...' terminated ..." and the like
-                res = None
-                continue
-            kv = _kv(tokens[1:])
-            res = {
-                "role": kv.get("role", "Unknown"),
-                "suspended": kv.get("suspended", "no") != "no",
-                "up": True,
-                "volumes": [],
-                "peers": [],
-            }
-            resources[tokens[0]] = res
-            section = "resource"
-            continue
-        if res is None:
-            continue
-        if indent == 2:
-            if ":" in tokens[0]:
-                kv = _kv(tokens)
-                res["volumes"].append(
-                    {
-                        "volume": _to_int(kv.get("volume"), 0),
-                        "minor": _to_int(kv.get("minor")),
-                        "disk": kv.get("disk", "DUnknown"),
-                    }
-                )
-                section = "device"
-            else:
-                kv = _kv(tokens[1:])
-                res["peers"].append(
-                    {
-                        "name": tokens[0],
-                        "connection": kv.get("connection", "Connected"),
-                        "role": kv.get("role", "Unknown"),
-                        "volumes": [],
-                    }
-                )
-                section = "peer"
-            continue
-        if indent == 4 and section == "peer" and "replication" in raw:
-            kv = _kv(tokens)
-            done = kv.get("done")
-            res["peers"][-1]["volumes"].append(
-                {
-                    "volume": _to_int(kv.get("volume"), 0),
-                    "replication": kv.get("replication", "Off"),
-                    "peer_disk": kv.get("peer-disk", "DUnknown"),
-                    "done": float(done) if done is not None else None,
-                }
-            )
-        # deeper lines are statistics or resource details: not part of the shape
-    for res in resources.values():
-        local_volumes = [vol["volume"] for vol in res["volumes"]] or [0]
-        for peer in res["peers"]:
-            if not peer["volumes"]:
-                peer["volumes"] = [
-                    {"volume": vol, "replication": "Off", "peer_disk": "DUnknown", "done": None}
-                    for vol in local_volumes
-                ]
-    return resources
-
-
-def _down_entry():
-    return {"role": "Unconfigured", "suspended": False, "up": False, "volumes": [], "peers": []}
-
-
-def _is_down_output(text):
-    return any(marker in text for marker in _DOWN_MARKERS)
-
-
-def _parse_dump(text):
-    """
-    Parse ``drbdadm dump [all]`` into ``{name: {"file": ..., "hosts": {...}, "options": {...}}}``.
-
-    ``hosts`` maps each ``on HOST`` section to its ``device``, ``minor``, ``disk``,
-    ``meta_disk``, ``address`` and ``node_id``; ``options`` holds the ``net``/``disk``/
-    ``options`` sections as ``{section: {key: value}}``.
-    """
-    resources = {}
-    res = None
-    stack = []
-    defined_at = None
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if stripped.startswith("# defined at"):
-            defined_at = stripped.split("defined at", 1)[1].strip().rsplit(":", 1)[0]
-            continue
-        line = stripped.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.endswith("{"):
-            words = line[:-1].split()
-            if words and words[0] == "resource" and len(words) > 1:
-                name = words[1].strip('"')
-                res = {"file": defined_at, "hosts": {}, "options": {}}
-                resources[name] = res
-                defined_at = None
-                stack = ["resource"]
-            elif res is not None:
-                if words and words[0] == "on" and len(words) > 1:
-                    host = {}
-                    for hostname in words[1:]:
-                        res["hosts"][hostname.strip('"')] = host
-                    stack.append(("on", host))
-                elif words and words[0] == "volume":
-                    stack.append(("volume", None))
-                else:
-                    section = words[0] if words else ""
-                    res["options"].setdefault(section, {})
-                    stack.append(("section", section))
-            continue
-        if line.startswith("}"):
-            if stack:
-                stack.pop()
-            if not stack:
-                res = None
-            continue
-        if res is None or not stack:
-            continue
-        words = line.rstrip(";").split()
-        if not words:
-            continue
-        top = stack[-1]
-        if isinstance(top, tuple) and top[0] == "on":
-            host = top[1]
-            key, vals = words[0], words[1:]
-            if key == "device":
-                host["device"] = vals[0] if vals else None
-                if "minor" in vals:
-                    host["minor"] = _to_int(vals[vals.index("minor") + 1])
-            elif key == "disk":
-                host["disk"] = vals[0] if vals else None
-            elif key == "meta-disk":
-                host["meta_disk"] = " ".join(vals)
-            elif key == "address":
-                host["address"] = vals[-1] if vals else None
-            elif key == "node-id":
-                host["node_id"] = _to_int(vals[0]) if vals else None
-        elif isinstance(top, tuple) and top[0] == "section":
-            res["options"][top[1]][words[0]] = " ".join(words[1:])
-    return resources
-
-
-def _parse_role_pair(text):
-    """``Primary/Secondary`` -> ``{"local": "Primary", "peer": "Secondary"}``."""
-    line = _strip_ansi(text).strip().splitlines()
-    value = line[0].strip() if line else ""
-    local, _, peer = value.partition("/")
-    return {"local": local or None, "peer": peer or None}
-
-
-def _parse_version(text):
-    """
-    Parse ``drbdadm --version``.
-
-    Returns ``{"utils": "9.22.0", "kernel": "8.4.11" or None, "api": 1}``; ``kernel``
-    is None when the DRBD kernel module is not loaded.
-    """
-    values = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    kernel = None
-    code = values.get("DRBD_KERNEL_VERSION_CODE")
-    if code:
-        number = int(code, 16)
-        if number:
-            kernel = f"{number >> 16}.{(number >> 8) & 0xFF}.{number & 0xFF}"
-    if kernel is None and values.get("DRBD_KERNEL_VERSION", "0") not in ("", "0"):
-        kernel = values["DRBD_KERNEL_VERSION"]
-    return {
-        "utils": values.get("DRBDADM_VERSION"),
-        "kernel": kernel,
-        "api": _to_int(values.get("DRBDADM_API_VERSION")),
-    }
-
-
-def _parse_proc_drbd(text):
-    """Parse ``/proc/drbd``: ``{"version": "8.4.11", "minors": {0: {...}}}``."""
-    out = {"version": None, "minors": {}}
-    for line in text.splitlines():
-        match = re.match(r"version:\s*(\S+)", line)
-        if match:
-            out["version"] = match.group(1)
-            continue
-        match = re.match(r"\s*(\d+):\s+cs:(\S+)\s+ro:(\S+)\s+ds:(\S+)", line)
-        if match:
-            local_role, _, peer_role = match.group(3).partition("/")
-            local_disk, _, peer_disk = match.group(4).partition("/")
-            out["minors"][int(match.group(1))] = {
-                "cstate": match.group(2),
-                "role": local_role,
-                "peer_role": peer_role or None,
-                "disk": local_disk,
-                "peer_disk": peer_disk or None,
-            }
-    return out
-
-
-def _parse_events2(text):
-    """Parse ``drbdsetup events2 --now`` into ``{name: {"role": ..., "connections": {...}}}``."""
-    out = {}
-    for line in text.splitlines():
-        tokens = line.split()
-        if len(tokens) < 3 or tokens[0] != "exists":
-            continue
-        kv = _kv(tokens[2:])
-        name = kv.get("name")
-        if not name:
-            continue
-        entry = out.setdefault(name, {"role": "Unknown", "connections": {}})
-        if tokens[1] == "resource":
-            entry["role"] = kv.get("role", "Unknown")
-        elif tokens[1] == "connection":
-            peer = kv.get("conn-name", kv.get("peer-node-id", "peer"))
-            entry["connections"][peer] = kv.get("connection", "Unknown")
-    return out
-
-
-def _synced(entry):
-    """True when every local volume and every peer volume is UpToDate and connected."""
-    if not entry or not entry.get("up"):
-        return False
-    if not entry["volumes"] or any(vol["disk"] != "UpToDate" for vol in entry["volumes"]):
-        return False
-    for peer in entry["peers"]:
-        if peer["connection"] != "Connected":
-            return False
-        if any(vol["peer_disk"] != "UpToDate" for vol in peer["volumes"]):
-            return False
-    return True
-
-
-def _split_brain_in_log(text, minors, name):
-    """
-    Decide from kernel messages whether the last connection event of a resource was a
-    detected split brain. Looks for DRBD's own lines (``block drbd0: Split-Brain
-    detected ...`` on 8.4, ``drbd r0 ...: Split-Brain detected ...`` on 9).
-    """
-    prefixes = [f"drbd{minor}:" for minor in minors] + [f"drbd {name} ", f"drbd {name}/"]
-    verdict = False
-    for line in text.splitlines():
-        if not any(prefix in line for prefix in prefixes):
-            continue
-        if "Split-Brain detected" in line:
-            verdict = "unresolved" in line or "dropping connection" in line
-        elif "-> Connected )" in line:
-            verdict = False
-    return verdict
 
 
 # ---------------------------------------------------------------------------
@@ -374,8 +46,8 @@ def _run(cmd, ok_retcodes=(0,), stdin=None, raise_on_error=True):
     if stdin is not None:
         kwargs["stdin"] = stdin
     res = __salt__["cmd.run_all"](cmd, **kwargs)
-    res["stdout"] = _strip_ansi(res.get("stdout", ""))
-    res["stderr"] = _strip_ansi(res.get("stderr", ""))
+    res["stdout"] = __salt__["drbd_parse.strip_ansi"](res.get("stdout", ""))
+    res["stderr"] = __salt__["drbd_parse.strip_ansi"](res.get("stderr", ""))
     if raise_on_error and res["retcode"] not in ok_retcodes:
         _raise(cmd, res)
     return res
@@ -425,7 +97,8 @@ def version():
         salt '*' drbd.version
     """
     if "drbd.version" not in __context__ or __context__["drbd.version"]["kernel"] is None:
-        __context__["drbd.version"] = _parse_version(_run(["drbdadm", "--version"])["stdout"])
+        text = _run(["drbdadm", "--version"])["stdout"]
+        __context__["drbd.version"] = __salt__["drbd_parse.version"](text)
     return dict(__context__["drbd.version"])
 
 
@@ -448,7 +121,7 @@ def config():
         if "no resources defined" in _combined(res):
             return {}
         _raise(["drbdadm", "dump", "all"], res)
-    return _parse_dump(res["stdout"])
+    return __salt__["drbd_parse.dump"](res["stdout"])
 
 
 def resources():
@@ -491,12 +164,13 @@ def _status_one(name, check_known=False):
     cmd = ["drbdsetup", "status", name, "--verbose", "--statistics"]
     res = _run(cmd, raise_on_error=False)
     if res["retcode"] != 0:
-        if _is_down_output(_combined(res)):
+        if __salt__["drbd_parse.is_down"](_combined(res)):
             if check_known:
                 _require_known(name)
-            return _down_entry()
+            return __salt__["drbd_parse.down_entry"]()
         _raise(cmd, res)
-    return _parse_status(res["stdout"]).get(name, _down_entry())
+    found = __salt__["drbd_parse.status"](res["stdout"]).get(name)
+    return found if found is not None else __salt__["drbd_parse.down_entry"]()
 
 
 def _pair_or_down(verb, name):
@@ -504,7 +178,7 @@ def _pair_or_down(verb, name):
     res = _run(cmd, raise_on_error=False)
     if res["retcode"] == 0:
         return res["stdout"]
-    if _is_down_output(_combined(res)):
+    if __salt__["drbd_parse.is_down"](_combined(res)):
         _require_known(name)
         return None
     _raise(cmd, res)
@@ -526,7 +200,7 @@ def role(name):
     out = _pair_or_down("role", name)
     if out is None:
         return {"local": "Unconfigured", "peer": None}
-    return _parse_role_pair(out)
+    return __salt__["drbd_parse.role_pair"](out)
 
 
 def cstate(name):
@@ -567,7 +241,7 @@ def dstate(name):
         if _NO_METADATA in _combined(res):
             return {"local": None, "peer": None}
         _raise(cmd, res)
-    return _parse_role_pair(res["stdout"])
+    return __salt__["drbd_parse.role_pair"](res["stdout"])
 
 
 def has_metadata(name):
@@ -718,7 +392,7 @@ def is_synced(name):
 
         salt '*' drbd.is_synced r0
     """
-    return _synced(status(name)[name])
+    return __salt__["drbd_parse.synced"](status(name)[name])
 
 
 def wait_sync(name, timeout=300, interval=1):
@@ -739,7 +413,7 @@ def wait_sync(name, timeout=300, interval=1):
         entry = status(name)[name]
         if not entry["up"]:
             raise CommandExecutionError(f"DRBD resource '{name}' is down: it cannot sync")
-        if _synced(entry):
+        if __salt__["drbd_parse.synced"](entry):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -770,7 +444,8 @@ def check_config(path):
             if line.strip() and "modinfo" not in line
         )
         return {"valid": False, "resources": [], "error": error}
-    return {"valid": True, "resources": sorted(_parse_dump(res["stdout"])), "error": None}
+    names = sorted(__salt__["drbd_parse.dump"](res["stdout"]))
+    return {"valid": True, "resources": names, "error": None}
 
 
 def split_brain(name):
@@ -808,7 +483,7 @@ def split_brain(name):
             "evidence": f"StandAlone; kernel log unreadable: {res['stderr'].strip()}",
         }
     minors = [vol["minor"] for vol in entry["volumes"] if vol["minor"] is not None]
-    found = _split_brain_in_log(res["stdout"], minors, name)
+    found = __salt__["drbd_parse.split_brain_in_log"](res["stdout"], minors, name)
     return {
         "split_brain": found,
         "connection": connection,

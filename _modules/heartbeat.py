@@ -11,11 +11,13 @@ Which node holds a resource: with an active/active ``haresources`` (one IP group
 node) ``cl_status rscstatus`` answers ``local`` on both nodes, so it cannot tell who holds
 what. :py:func:`held` answers from the addresses actually configured on this node
 (``ip -o addr show``), per ``haresources`` group.
+
+What the tools print and the configuration files are parsed and checked by
+``_modules/heartbeat_parse.py``, which this module reaches through ``__salt__``.
 """
 
 import logging
 import os
-import re
 import stat
 import time
 
@@ -30,181 +32,12 @@ __virtualname__ = "heartbeat"
 HA_DIR = "/etc/ha.d"
 HB_SHARE = "/usr/share/heartbeat"
 _WHICH = ("all", "local", "foreign", "failback")
-_AUTH_METHODS = ("crc", "sha1", "md5")
-_IP_RESOURCES = ("IPaddr", "IPaddr2")
 
 
 def __virtual__():
     if salt.utils.path.which("cl_status") is None:
         return (False, "cl_status not found: install heartbeat")
     return __virtualname__
-
-
-# ---------------------------------------------------------------------------
-# Pure parsers
-# ---------------------------------------------------------------------------
-
-
-def _lines(text):
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
-
-
-def _parse_hbstatus(text, retcode):
-    """``Heartbeat is running on this machine.`` (rc 0) / ``... stopped ...`` (rc 1)."""
-    return retcode == 0 and "is running" in text
-
-
-def _parse_nodestatus(text):
-    """``active`` (rc 0), ``dead`` (rc 1), ``up``, ``init``... or None for an error text."""
-    lines = _lines(text)
-    if lines and re.fullmatch(r"[a-z]+", lines[0]):
-        return lines[0]
-    return None
-
-
-def _logical_lines(text):
-    """Config lines without comments, with backslash continuations joined."""
-    out = []
-    pending = ""
-    for raw in (text or "").splitlines():
-        line = raw.split("#", 1)[0].rstrip()
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = (pending + line).strip()
-        pending = ""
-        if line:
-            out.append(line)
-    if pending.strip():
-        out.append(pending.strip())
-    return out
-
-
-def _parse_ha_cf(text):
-    """Parse ha.cf into ``{"nodes": [...], "directives": {name: [values, ...]}}``."""
-    directives = {}
-    nodes = []
-    for line in _logical_lines(text):
-        words = line.split()
-        key, values = words[0], words[1:]
-        directives.setdefault(key, []).append(" ".join(values))
-        if key == "node":
-            nodes.extend(values)
-    return {"nodes": nodes, "directives": directives}
-
-
-def _resource_ips(spec):
-    """IPv4 addresses a haresources entry brings up (``IPaddr2::10.0.0.1/24/eth0``)."""
-    name, _, args = spec.partition("::")
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+(/.*)?", name):
-        return [name.split("/")[0]]
-    if name in _IP_RESOURCES and args:
-        return [args.split("::")[0].split("/")[0]]
-    return []
-
-
-def _parse_haresources(text):
-    """
-    Parse haresources into a list of groups::
-
-        [{"node": "mx1", "resources": ["IPaddr2::10.88.0.100/24/eth0"],
-          "ips": ["10.88.0.100"]}]
-    """
-    groups = []
-    for line in _logical_lines(text):
-        words = line.split()
-        resources = words[1:]
-        ips = [ip for spec in resources for ip in _resource_ips(spec)]
-        groups.append({"node": words[0], "resources": resources, "ips": ips})
-    return groups
-
-
-def _parse_authkeys(text):
-    """Parse authkeys into ``{"auth": "1", "keys": {"1": ("sha1", "secret")}}``."""
-    out = {"auth": None, "keys": {}}
-    for line in _logical_lines(text):
-        words = line.split()
-        if words[0] == "auth" and len(words) > 1:
-            out["auth"] = words[1]
-        elif words[0].isdigit() and len(words) > 1:
-            out["keys"][words[0]] = (words[1], " ".join(words[2:]))
-    return out
-
-
-def _parse_ip_addrs(text):
-    """Addresses from ``ip -o addr show``: ``{"10.88.0.100": "eth0", ...}``."""
-    out = {}
-    for line in (text or "").splitlines():
-        match = re.match(r"\d+:\s+(\S+)\s+inet6?\s+([0-9a-fA-F.:]+)/\d+", line)
-        if match:
-            out[match.group(2)] = match.group(1).split("@")[0]
-    return out
-
-
-def _time_ms(value):
-    """heartbeat time values: ``200ms``, ``2``, ``2s``, ``1.5`` -> milliseconds."""
-    value = value.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|us)?", value)
-    if not match:
-        return None
-    number = float(match.group(1))
-    unit = match.group(2) or "s"
-    return int(number * {"ms": 1, "s": 1000, "us": 0.001}[unit])
-
-
-def _check(ha_cf_text, haresources_text, authkeys_text, authkeys_mode, local_node):
-    """Pure validation of the three files; returns a list of error strings."""
-    errors = []
-    if ha_cf_text is None:
-        errors.append("ha.cf is missing")
-        cf = {"nodes": [], "directives": {}}
-    else:
-        cf = _parse_ha_cf(ha_cf_text)
-        if len(cf["nodes"]) < 2:
-            errors.append(f"ha.cf lists {len(cf['nodes'])} node(s); a cluster needs 2")
-        if local_node and local_node not in cf["nodes"]:
-            errors.append(f"ha.cf does not list this node ({local_node}) as a node")
-        media = [key for key in ("ucast", "bcast", "mcast", "serial") if key in cf["directives"]]
-        if not media:
-            errors.append("ha.cf has no communication medium (ucast, bcast, mcast or serial)")
-        crm = cf["directives"].get("crm", ["no"])[-1].lower()
-        if crm not in ("no", "off", "false"):
-            errors.append(f"ha.cf sets 'crm {crm}': haresources is ignored unless crm is off")
-        times = {}
-        for key in ("keepalive", "warntime", "deadtime", "initdead"):
-            if key in cf["directives"]:
-                times[key] = _time_ms(cf["directives"][key][-1])
-                if times[key] is None:
-                    errors.append(f"ha.cf: cannot read {key} {cf['directives'][key][-1]!r}")
-        deadtime = times.get("deadtime")
-        for key in ("keepalive", "warntime"):
-            if times.get(key) and deadtime and times[key] >= deadtime:
-                errors.append(f"ha.cf: {key} must be shorter than deadtime")
-    if haresources_text is None:
-        errors.append("haresources is missing")
-    else:
-        for group in _parse_haresources(haresources_text):
-            if cf["nodes"] and group["node"] not in cf["nodes"]:
-                errors.append(f"haresources: node {group['node']!r} is not a node in ha.cf")
-            if not group["resources"]:
-                errors.append(f"haresources: node {group['node']!r} has no resources")
-    if authkeys_text is None:
-        errors.append("authkeys is missing")
-    else:
-        if authkeys_mode is not None and authkeys_mode & 0o777 != 0o600:
-            errors.append(f"authkeys has mode {authkeys_mode & 0o777:o}; heartbeat requires 600")
-        keys = _parse_authkeys(authkeys_text)
-        if keys["auth"] is None:
-            errors.append("authkeys has no 'auth N' line")
-        elif keys["auth"] not in keys["keys"]:
-            errors.append(f"authkeys: 'auth {keys['auth']}' names no key line")
-        else:
-            method, secret = keys["keys"][keys["auth"]]
-            if method not in _AUTH_METHODS:
-                errors.append(f"authkeys: unknown method {method!r}")
-            elif method != "crc" and not secret:
-                errors.append(f"authkeys: method {method} needs a secret")
-    return errors
 
 
 # ---------------------------------------------------------------------------
@@ -263,7 +96,11 @@ def status():
         salt '*' heartbeat.status
     """
     res = _run(["cl_status", "hbstatus"], ok_retcodes=(0, 1))
-    return {"running": _parse_hbstatus(res["stdout"] + res["stderr"], res["retcode"])}
+    return {
+        "running": __salt__["heartbeat_parse.hbstatus"](
+            res["stdout"] + res["stderr"], res["retcode"]
+        )
+    }
 
 
 def nodes():
@@ -277,7 +114,7 @@ def nodes():
 
         salt '*' heartbeat.nodes
     """
-    return _lines(_run(["cl_status", "listnodes"])["stdout"])
+    return __salt__["heartbeat_parse.listnodes"](_run(["cl_status", "listnodes"])["stdout"])
 
 
 def node_status(node):
@@ -296,7 +133,7 @@ def node_status(node):
         cmd, python_shell=False, ignore_retcode=True, output_loglevel="debug"
     )
     text = f"{res.get('stdout', '')}\n{res.get('stderr', '')}"
-    found = _parse_nodestatus(text)
+    found = __salt__["heartbeat_parse.nodestatus"](text)
     if found:
         return found
     if "incorrect node name" in text:
@@ -356,8 +193,7 @@ def resource_status():
 
         salt '*' heartbeat.resource_status
     """
-    lines = _lines(_run(["cl_status", "rscstatus"])["stdout"])
-    return lines[0] if lines else None
+    return __salt__["heartbeat_parse.rscstatus"](_run(["cl_status", "rscstatus"])["stdout"])
 
 
 def haresources(path=f"{HA_DIR}/haresources"):
@@ -376,7 +212,7 @@ def haresources(path=f"{HA_DIR}/haresources"):
     text = _read(path)
     if text is None:
         raise CommandExecutionError(f"{path} does not exist")
-    return _parse_haresources(text)
+    return __salt__["heartbeat_parse.haresources"](text)
 
 
 def held(path=f"{HA_DIR}/haresources"):
@@ -396,7 +232,7 @@ def held(path=f"{HA_DIR}/haresources"):
         salt '*' heartbeat.held
     """
     groups = haresources(path)
-    addrs = _parse_ip_addrs(_run(["ip", "-o", "addr", "show"])["stdout"])
+    addrs = __salt__["heartbeat_parse.ip_addrs"](_run(["ip", "-o", "addr", "show"])["stdout"])
     me = local_node()
     out = {}
     for group in groups:
@@ -511,12 +347,14 @@ def check_config(
     mode = os.stat(authkeys).st_mode if os.path.exists(authkeys) else None
     if mode is not None:
         mode = stat.S_IMODE(mode)
-    errors = _check(
+    errors = __salt__["heartbeat_parse.config_errors"](
         ha_cf_text,
         _read(haresources),
         _read(authkeys),
         mode,
         node if node is not None else local_node(),
     )
-    cf_nodes = _parse_ha_cf(ha_cf_text)["nodes"] if ha_cf_text is not None else []
+    cf_nodes = (
+        __salt__["heartbeat_parse.ha_cf"](ha_cf_text)["nodes"] if ha_cf_text is not None else []
+    )
     return {"valid": not errors, "errors": errors, "nodes": cf_nodes}

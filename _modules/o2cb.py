@@ -7,6 +7,9 @@ in ``/etc/default/o2cb``.
 
 :depends: ocfs2-tools (``o2cb``, ``mounted.ocfs2``, ``mkfs.ocfs2``)
 
+The tools' output and the timeouts file are parsed by ``_modules/o2cb_parse.py``, which this
+module reaches through ``__salt__``.
+
 Quirks handled here (measured on ocfs2-tools 1.8.7):
 
 - ``o2cb`` reports many errors (``Unknown cluster 'x'``, ``Cluster 'x' already exists``)
@@ -19,7 +22,6 @@ Quirks handled here (measured on ocfs2-tools 1.8.7):
 
 import logging
 import os
-import re
 
 import salt.utils.files
 import salt.utils.path
@@ -31,191 +33,12 @@ __virtualname__ = "o2cb"
 
 DEFAULT_CONF = "/etc/ocfs2/cluster.conf"
 DEFAULTS_FILE = "/etc/default/o2cb"
-_TIMEOUT_KEYS = {
-    "dead_threshold": ("O2CB_HEARTBEAT_THRESHOLD", 31),
-    "idle_timeout_ms": ("O2CB_IDLE_TIMEOUT_MS", 30000),
-    "keepalive_delay_ms": ("O2CB_KEEPALIVE_DELAY_MS", 2000),
-    "reconnect_delay_ms": ("O2CB_RECONNECT_DELAY_MS", 2000),
-}
 
 
 def __virtual__():
     if salt.utils.path.which("o2cb") is None:
         return (False, "o2cb not found: install ocfs2-tools")
     return __virtualname__
-
-
-# ---------------------------------------------------------------------------
-# Pure parsers
-# ---------------------------------------------------------------------------
-
-
-def _errors(text):
-    """Lines where o2cb reports an error (it often exits 0 after them)."""
-    return [
-        line.strip()
-        for line in (text or "").splitlines()
-        if line.startswith("o2cb:") and "Unable to access cluster service" not in line
-    ]
-
-
-def _parse_stanzas(text):
-    """Parse ``name:`` + tab-indented ``key = value`` stanzas into a list of (kind, dict)."""
-    stanzas = []
-    current = None
-    for line in text.splitlines():
-        if not line.strip():
-            current = None
-            continue
-        if not line[0].isspace() and line.rstrip().endswith(":"):
-            current = {}
-            stanzas.append((line.strip()[:-1], current))
-            continue
-        if current is not None and "=" in line:
-            key, _, value = line.partition("=")
-            current[key.strip()] = value.strip()
-    return stanzas
-
-
-def _node_entry(values):
-    return {
-        "number": int(values["number"]) if values.get("number", "").isdigit() else None,
-        "ip_address": values.get("ip_address"),
-        "ip_port": int(values["ip_port"]) if values.get("ip_port", "").isdigit() else None,
-    }
-
-
-def _parse_nodes(text):
-    """``o2cb list-nodes`` -> ``{"node1": {"number": 1, "ip_address": ..., "ip_port": 7777}}``."""
-    return {
-        values["name"]: _node_entry(values)
-        for kind, values in _parse_stanzas(text)
-        if kind == "node" and "name" in values
-    }
-
-
-def _parse_cluster(text):
-    """``o2cb list-cluster NAME`` -> ``{"name", "heartbeat_mode", "node_count", "nodes"}``."""
-    out = {"name": None, "heartbeat_mode": None, "node_count": 0, "nodes": _parse_nodes(text)}
-    for kind, values in _parse_stanzas(text):
-        if kind == "cluster":
-            out["name"] = values.get("name")
-            out["heartbeat_mode"] = values.get("heartbeat_mode", "local")
-            count = values.get("node_count", "0")
-            out["node_count"] = int(count) if count.isdigit() else 0
-    return out
-
-
-def _parse_list_clusters(text):
-    return sorted({line.strip() for line in text.splitlines() if line.strip()})
-
-
-def _parse_cluster_status(text):
-    """``Cluster 'NAME' is online`` -> ("NAME", True); ``offline`` -> (None, False)."""
-    for line in text.splitlines():
-        match = re.match(r"Cluster '([^']+)' is (online|offline)", line.strip())
-        if match:
-            return match.group(1), match.group(2) == "online"
-    return None, False
-
-
-def _columns(header):
-    return [(match.group(0), match.start()) for match in re.finditer(r"\S+", header)]
-
-
-def _parse_mounted_table(text):
-    """Parse a ``mounted.ocfs2 -d`` or ``-f`` table into ``{device: {column: value}}``."""
-    rows = {}
-    cols = None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line.startswith("Device"):
-            cols = _columns(line)
-            continue
-        if cols is None:
-            continue
-        values = {}
-        for idx, (name, start) in enumerate(cols):
-            end = cols[idx + 1][1] if idx + 1 < len(cols) else None
-            values[name] = line[start:end].strip() if end else line[start:].strip()
-        # the first column may overflow into the next when a device name is long
-        device = line.split()[0]
-        values["Device"] = device
-        rows[device] = values
-    return rows
-
-
-def _parse_mounted(text_d, text_f):
-    """Combine ``mounted.ocfs2 -d`` and ``-f`` into ``{device: {...}}``."""
-    detected = _parse_mounted_table(text_d)
-    nodes = _parse_mounted_table(text_f)
-    out = {}
-    for device, row in detected.items():
-        raw_nodes = nodes.get(device, {}).get("Nodes", "")
-        if raw_nodes in ("", "Not mounted"):
-            mounted_on = []
-        else:
-            mounted_on = [item.strip() for item in raw_nodes.split(",") if item.strip()]
-        out[device] = {
-            "stack": row.get("Stack") or None,
-            "cluster": row.get("Cluster") or None,
-            "flags": row.get("F") or "",
-            "uuid": row.get("UUID") or None,
-            "label": row.get("Label") or None,
-            "nodes": mounted_on,
-        }
-    return out
-
-
-def _parse_defaults(text):
-    """Parse a shell ``KEY=value`` file (``/etc/default/o2cb``)."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip("\"'")
-    return values
-
-
-def _timeouts_from(values):
-    out = {}
-    for key, (var, default) in _TIMEOUT_KEYS.items():
-        raw = values.get(var, "")
-        out[key] = int(raw) if raw.isdigit() else default
-    return out
-
-
-def _render_defaults(text, updates):
-    """Return ``text`` with ``updates`` ({VAR: value}) set, keeping every other line."""
-    lines = text.splitlines()
-    seen = set()
-    for idx, line in enumerate(lines):
-        match = re.match(r"\s*([A-Z0-9_]+)\s*=", line)
-        if match and match.group(1) in updates:
-            var = match.group(1)
-            lines[idx] = f"{var}={updates[var]}"
-            seen.add(var)
-    for var, value in updates.items():
-        if var not in seen:
-            lines.append(f"{var}={value}")
-    return "\n".join(lines) + "\n"
-
-
-def _parse_blkid(text):
-    """``/dev/drbd0: LABEL="x" UUID="y" TYPE="ocfs2"`` -> ``{"LABEL": "x", ...}``."""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return dict(re.findall(r'(\w+)="([^"]*)"', line))
-
-
-def _next_free_number(nodes, start=1):
-    used = {entry["number"] for entry in nodes.values()}
-    number = start
-    while number in used:
-        number += 1
-    return number
 
 
 # ---------------------------------------------------------------------------
@@ -236,11 +59,27 @@ def _run(cmd, ok_retcodes=(0,), check_o2cb_errors=False):
         cmd, python_shell=False, ignore_retcode=True, output_loglevel="debug"
     )
     combined = f"{res.get('stdout', '')}\n{res.get('stderr', '')}"
-    errors = _errors(combined) if check_o2cb_errors else []
+    errors = __salt__["o2cb_parse.errors"](combined) if check_o2cb_errors else []
     if res["retcode"] not in ok_retcodes or errors:
         message = "; ".join(errors) or (res.get("stderr") or res.get("stdout") or "").strip()
         raise CommandExecutionError(f"'{' '.join(cmd)}' failed (rc={res['retcode']}): {message}")
     return res
+
+
+def _read(path):
+    """The text of ``path``, empty when it does not exist (o2cb's defaults apply)."""
+    if not os.path.exists(path):
+        return ""
+    with salt.utils.files.fopen(path, "r") as handle:
+        return handle.read()
+
+
+def _next_free_number(nodes, start=1):
+    used = {entry["number"] for entry in nodes.values()}
+    number = start
+    while number in used:
+        number += 1
+    return number
 
 
 # ---------------------------------------------------------------------------
@@ -258,7 +97,7 @@ def list_clusters(config_file=None):
 
         salt '*' o2cb.list_clusters
     """
-    return _parse_list_clusters(_o2cb(["list-clusters"], config_file)["stdout"])
+    return __salt__["o2cb_parse.list_clusters"](_o2cb(["list-clusters"], config_file)["stdout"])
 
 
 def cluster_info(name, config_file=None):
@@ -276,7 +115,7 @@ def cluster_info(name, config_file=None):
     """
     if name not in list_clusters(config_file):
         return None
-    return _parse_cluster(_o2cb(["list-cluster", name], config_file)["stdout"])
+    return __salt__["o2cb_parse.cluster"](_o2cb(["list-cluster", name], config_file)["stdout"])
 
 
 def list_nodes(cluster, config_file=None):
@@ -292,7 +131,7 @@ def list_nodes(cluster, config_file=None):
 
         salt '*' o2cb.list_nodes mail
     """
-    return _parse_nodes(_o2cb(["list-nodes", cluster], config_file)["stdout"])
+    return __salt__["o2cb_parse.nodes"](_o2cb(["list-nodes", cluster], config_file)["stdout"])
 
 
 def cluster_status(cluster=None, config_file=None):
@@ -311,7 +150,7 @@ def cluster_status(cluster=None, config_file=None):
     """
     args = ["cluster-status"] + ([cluster] if cluster else [])
     res = _o2cb(args, config_file, ok_retcodes=(0, 1))
-    name, online = _parse_cluster_status(res["stdout"])
+    name, online = __salt__["o2cb_parse.cluster_status"](res["stdout"])
     if not online and cluster and cluster not in list_clusters(config_file):
         raise CommandExecutionError(f"O2CB cluster '{cluster}' is not defined in cluster.conf")
     return {"name": name or cluster, "online": online}
@@ -462,7 +301,7 @@ def mounted():
     """
     detected = _run(["mounted.ocfs2", "-d"])["stdout"]
     full = _run(["mounted.ocfs2", "-f"])["stdout"]
-    return _parse_mounted(detected, full)
+    return __salt__["o2cb_parse.mounted"](detected, full)
 
 
 def fs_info(device):
@@ -480,7 +319,7 @@ def fs_info(device):
     res = _run(["blkid", "-p", device], ok_retcodes=(0, 2))
     if res["retcode"] == 2 or not res["stdout"].strip():
         return None
-    values = _parse_blkid(res["stdout"])
+    values = __salt__["o2cb_parse.blkid"](res["stdout"])
     info = {
         "type": values.get("TYPE"),
         "label": values.get("LABEL"),
@@ -552,11 +391,7 @@ def timeouts(path=DEFAULTS_FILE):
 
         salt '*' o2cb.timeouts
     """
-    text = ""
-    if os.path.exists(path):
-        with salt.utils.files.fopen(path, "r") as handle:
-            text = handle.read()
-    return _timeouts_from(_parse_defaults(text))
+    return __salt__["o2cb_parse.timeouts"](_read(path))
 
 
 def set_timeouts(
@@ -583,23 +418,9 @@ def set_timeouts(
         "keepalive_delay_ms": keepalive_delay_ms,
         "reconnect_delay_ms": reconnect_delay_ms,
     }
-    text = ""
-    if os.path.exists(path):
-        with salt.utils.files.fopen(path, "r") as handle:
-            text = handle.read()
-    current = _timeouts_from(_parse_defaults(text))
-    explicit = _parse_defaults(text)
-    changes = {}
-    updates = {}
-    for key, value in wanted.items():
-        if value is None:
-            continue
-        var = _TIMEOUT_KEYS[key][0]
-        if current[key] != int(value) or var not in explicit:
-            updates[var] = int(value)
-            if current[key] != int(value):
-                changes[key] = {"old": current[key], "new": int(value)}
-    if updates:
+    text = _read(path)
+    todo = __salt__["o2cb_parse.timeout_changes"](text, wanted)
+    if todo["updates"]:
         with salt.utils.files.fopen(path, "w") as handle:
-            handle.write(_render_defaults(text, updates))
-    return changes
+            handle.write(__salt__["o2cb_parse.render_defaults"](text, todo["updates"]))
+    return todo["changes"]

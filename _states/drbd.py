@@ -52,15 +52,7 @@ def _peer_roles(entry):
 
 
 def _synced(entry):
-    if not entry["up"] or not entry["volumes"]:
-        return False
-    if any(vol["disk"] != "UpToDate" for vol in entry["volumes"]):
-        return False
-    return all(
-        peer["connection"] == "Connected"
-        and all(vol["peer_disk"] == "UpToDate" for vol in peer["volumes"])
-        for peer in entry["peers"]
-    )
+    return __salt__["drbd_parse.synced"](entry)
 
 
 def metadata_created(name, force=False):

@@ -11,7 +11,7 @@ states call each other (``__states__["file.managed"]`` in ``salt/states/x509.py`
 ``__states__`` is the state loader itself (``pack_self="__states__"`` in
 ``salt/loader/__init__.py: states()``), so the skeleton runs in the caller's loader and reads
 the same ``__opts__["test"]``, including the test run that ``prereq`` makes. Why this and not
-``__utils__`` or imports: docs/modules.md, "One state skeleton".
+a ``_utils`` module or an import: docs/modules.md, "One state skeleton".
 """
 
 from salt.exceptions import CommandExecutionError

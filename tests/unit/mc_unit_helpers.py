@@ -8,6 +8,7 @@ and heartbeat 3.0.6 (tests/fixtures/heartbeat/).
 """
 
 import importlib.util
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -27,6 +28,21 @@ def load_loader_module(kind, name):
     sys.modules[modname] = module
     spec.loader.exec_module(module)
     return module
+
+
+def salt_functions(*names):
+    """
+    ``__salt__`` entries of our pure execution modules loaded by path, as the loader names
+    them (``{"drbd_parse.status": <function>}``): the command modules reach their parsers
+    through ``__salt__``.
+    """
+    out = {}
+    for name in names:
+        module = load_loader_module("modules", name)
+        for fname, func in inspect.getmembers(module, inspect.isfunction):
+            if not fname.startswith("_") and func.__module__ == module.__name__:
+                out[f"{module.__virtualname__}.{fname}"] = func
+    return out
 
 
 def runner_loader(cachedir, **overrides):

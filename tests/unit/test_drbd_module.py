@@ -1,10 +1,11 @@
 """Unit tests for _modules/drbd.py, fed with real DRBD 8.4 / drbd-utils 9.22 output."""
 
 import pytest
-from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw
+from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw, salt_functions
 from salt.exceptions import CommandExecutionError
 
 drbd = load_loader_module("modules", "drbd")
+parse = load_loader_module("modules", "drbd_parse")
 
 D = "drbd-ocfs2/"
 H = "drbd-ocfs2/host-tools/"
@@ -47,14 +48,14 @@ STATUS_VS = {
 
 @pytest.mark.parametrize("stage", sorted(STATUS_VS))
 def test_parse_status_verbose(stage):
-    parsed = drbd._parse_status(output(f"{D}{stage}.drbdsetup_status_vs.txt"))
+    parsed = parse.status(output(f"{D}{stage}.drbdsetup_status_vs.txt"))
     assert parsed == {"r0": STATUS_VS[stage]}
 
 
 @pytest.mark.parametrize("stage", sorted(STATUS_VS))
 def test_parse_status_plain_matches_verbose_except_minor(stage):
     """``drbdadm status`` (no --verbose) gives the same answer, minus the minor."""
-    plain = drbd._parse_status(output(f"{D}{stage}.drbdadm_status.txt"))["r0"]
+    plain = parse.status(output(f"{D}{stage}.drbdadm_status.txt"))["r0"]
     expected = STATUS_VS[stage]
     assert plain["role"] == expected["role"]
     assert plain["volumes"][0]["disk"] == expected["volumes"][0]["disk"]
@@ -67,7 +68,7 @@ def test_parse_status_peer_gone_with_ansi_colours():
     text = raw(f"{D}13-drbd-down.vm2.secondary_down.txt")
     block = text.split("+ drbdadm status r0\n", 1)[1].split("+ echo", 1)[0]
     assert "\x1b[" in block
-    parsed = drbd._parse_status(block)
+    parsed = parse.status(block)
     assert parsed == {
         "r0": {
             "role": "Secondary",
@@ -97,37 +98,39 @@ def test_parse_status_peer_gone_with_ansi_colours():
 )
 def test_parse_status_down_is_empty_and_detected(fixture):
     text = output(D + fixture)
-    assert drbd._parse_status(text) == {}
-    assert drbd._is_down_output(text)
+    assert parse.status(text) == {}
+    assert parse.is_down(text)
 
 
 def test_parse_role_and_dstate_pairs():
-    assert drbd._parse_role_pair(output(f"{D}03-synced-pri-sec.vm2.drbdadm_role.txt")) == {
+    assert parse.role_pair(output(f"{D}03-synced-pri-sec.vm2.drbdadm_role.txt")) == {
         "local": "Secondary",
         "peer": "Primary",
     }
-    assert drbd._parse_role_pair(
-        output(f"{D}01-connected-inconsistent.vm1.drbdadm_dstate.txt")
-    ) == {"local": "Inconsistent", "peer": "Inconsistent"}
+    assert parse.role_pair(output(f"{D}01-connected-inconsistent.vm1.drbdadm_dstate.txt")) == {
+        "local": "Inconsistent",
+        "peer": "Inconsistent",
+    }
     # down: drbdadm reads the on-disk metadata, no peer
-    assert drbd._parse_role_pair(
-        output(f"{D}13-drbd-down-module-loaded.vm2.drbdadm_dstate.txt")
-    ) == {"local": "Consistent", "peer": None}
+    assert parse.role_pair(output(f"{D}13-drbd-down-module-loaded.vm2.drbdadm_dstate.txt")) == {
+        "local": "Consistent",
+        "peer": None,
+    }
 
 
 def test_parse_version_module_unloaded():
-    assert drbd._parse_version(output(f"{H}drbdadm.version_no_module.txt")) == {
+    assert parse.version(output(f"{H}drbdadm.version_no_module.txt")) == {
         "utils": "9.22.0",
         "kernel": None,
         "api": 2,
     }
     text = raw(f"{D}14-drbd-module-unloaded.vm2.txt")
     block = text.split("## drbdadm --version\n", 1)[1].split("[rc=", 1)[0]
-    assert drbd._parse_version(block) == {"utils": "9.22.0", "kernel": None, "api": 1}
+    assert parse.version(block) == {"utils": "9.22.0", "kernel": None, "api": 1}
 
 
 def test_parse_version_code_decoding():
-    assert drbd._parse_version("DRBD_KERNEL_VERSION_CODE=0x08040b\n")["kernel"] == "8.4.11"
+    assert parse.version("DRBD_KERNEL_VERSION_CODE=0x08040b\n")["kernel"] == "8.4.11"
 
 
 @pytest.mark.parametrize(
@@ -156,12 +159,12 @@ def test_parse_version_code_decoding():
     ],
 )
 def test_parse_proc_drbd(stage, expected):
-    parsed = drbd._parse_proc_drbd(output(f"{D}{stage}.proc_drbd.txt"))
+    parsed = parse.proc_drbd(output(f"{D}{stage}.proc_drbd.txt"))
     assert parsed == {"version": "8.4.11", "minors": {0: expected}}
 
 
 def test_parse_proc_drbd_down_has_no_minors():
-    parsed = drbd._parse_proc_drbd(output(f"{D}13-drbd-down-module-loaded.vm2.proc_drbd.txt"))
+    parsed = parse.proc_drbd(output(f"{D}13-drbd-down-module-loaded.vm2.proc_drbd.txt"))
     assert parsed == {"version": "8.4.11", "minors": {}}
 
 
@@ -174,17 +177,17 @@ def test_parse_proc_drbd_down_has_no_minors():
     ],
 )
 def test_parse_events2(stage, role, conn):
-    parsed = drbd._parse_events2(output(f"{D}{stage}.drbdsetup_events2_now.txt"))
+    parsed = parse.events2(output(f"{D}{stage}.drbdsetup_events2_now.txt"))
     assert parsed == {"r0": {"role": role, "connections": {"peer": conn}}}
 
 
 def test_parse_events2_down():
     text = output(f"{D}13-drbd-down-module-loaded.vm2.drbdsetup_events2_now.txt")
-    assert drbd._parse_events2(text) == {}
+    assert parse.events2(text) == {}
 
 
 def test_parse_dump():
-    parsed = drbd._parse_dump(output(f"{D}03-synced-pri-sec.vm1.drbdadm_dump.txt"))
+    parsed = parse.dump(output(f"{D}03-synced-pri-sec.vm1.drbdadm_dump.txt"))
     assert list(parsed) == ["r0"]
     r0 = parsed["r0"]
     assert r0["file"] == "/etc/drbd.d/r0.res"
@@ -210,24 +213,24 @@ def test_parse_dump():
 
 
 def test_parse_dump_drbd9_node_ids():
-    parsed = drbd._parse_dump(output(f"{H}drbdadm.check_config_ok.txt"))
+    parsed = parse.dump(output(f"{H}drbdadm.check_config_ok.txt"))
     assert parsed["r0"]["hosts"]["other"]["node_id"] == 0
     assert parsed["r0"]["file"] == "/tmp/drbdt/r0.res"
 
 
 def test_synced():
-    assert drbd._synced(STATUS_VS["03-synced-pri-sec.vm1"])
-    assert not drbd._synced(STATUS_VS["01-connected-inconsistent.vm1"])
-    assert not drbd._synced(drbd._down_entry())
+    assert parse.synced(STATUS_VS["03-synced-pri-sec.vm1"])
+    assert not parse.synced(STATUS_VS["01-connected-inconsistent.vm1"])
+    assert not parse.synced(parse.down_entry())
 
 
 def test_split_brain_log_parser_on_real_kernel_log():
     """07-mount holds real DRBD 8.4 kernel lines: the last connection event is Connected."""
     log = output(f"{D}07-mount.vm1.mount.txt")
-    assert drbd._split_brain_in_log(log, [0], "r0") is False
+    assert parse.split_brain_in_log(log, [0], "r0") is False
     log += "[  300.1] block drbd0: Split-Brain detected but unresolved, dropping connection!\n"
-    assert drbd._split_brain_in_log(log, [0], "r0") is True
-    assert drbd._split_brain_in_log(log, [1], "r1") is False
+    assert parse.split_brain_in_log(log, [0], "r0") is True
+    assert parse.split_brain_in_log(log, [1], "r1") is False
 
 
 # --- through __salt__ with recorded outputs -------------------------------------------
@@ -240,7 +243,8 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
-    return {drbd: {"__salt__": {"cmd.run_all": run_all}, "__context__": {}}}
+    salt = {"cmd.run_all": run_all, **salt_functions("drbd_parse")}
+    return {drbd: {"__salt__": salt, "__context__": {}}}
 
 
 VS = "drbdsetup status r0 --verbose --statistics"
@@ -261,7 +265,7 @@ def test_status_all_reads_config(run_all):
 def test_status_down_is_reported_not_raised(run_all):
     run_all.add(VS, f"{D}13-drbd-down-module-loaded.vm2.drbdsetup_status_vs.txt")
     run_all.add("drbdadm dump all", f"{D}13-drbd-down-module-loaded.vm2.drbdadm_dump.txt")
-    assert drbd.status("r0") == {"r0": drbd._down_entry()}
+    assert drbd.status("r0") == {"r0": parse.down_entry()}
     assert drbd.is_synced("r0") is False
 
 
@@ -396,10 +400,10 @@ def test_virtual_without_binary(monkeypatch):
 
 def test_initial_promotion_is_forced_only_on_a_new_pair():
     state = load_loader_module("states", "drbd")
-    new_pair = drbd._parse_status(output(f"{D}01-connected-inconsistent.vm2.drbdadm_status.txt"))
+    new_pair = parse.status(output(f"{D}01-connected-inconsistent.vm2.drbdadm_status.txt"))
     assert state._initial_force(new_pair["r0"]) == (True, None)
-    synced = drbd._parse_status(output(f"{D}03-synced-pri-sec.vm2.drbdsetup_status_vs.txt"))
+    synced = parse.status(output(f"{D}03-synced-pri-sec.vm2.drbdsetup_status_vs.txt"))
     assert state._initial_force(synced["r0"]) == (False, None)
     text = raw(f"{D}13-drbd-down.vm2.secondary_down.txt")
-    gone = drbd._parse_status(text.split("+ drbdadm status r0\n", 1)[1].split("+ echo", 1)[0])
+    gone = parse.status(text.split("+ drbdadm status r0\n", 1)[1].split("+ echo", 1)[0])
     assert state._initial_force(gone["r0"]) == (False, None)  # UpToDate: plain promotion

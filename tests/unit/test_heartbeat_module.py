@@ -3,10 +3,11 @@
 import os
 
 import pytest
-from mc_unit_helpers import FIXTURES, OK, FakeRunAll, load_loader_module, output
+from mc_unit_helpers import FIXTURES, OK, FakeRunAll, load_loader_module, output, salt_functions
 from salt.exceptions import CommandExecutionError
 
 hb = load_loader_module("modules", "heartbeat")
+parse = load_loader_module("modules", "heartbeat_parse")
 
 F = "heartbeat/"
 HA_CF = (FIXTURES / "heartbeat" / "config.ha.cf").read_text()
@@ -25,7 +26,7 @@ AUTHKEYS = "auth 1\n1 sha1 mailcluster-lab-secret\n"
 )
 def test_parse_hbstatus(fixture, running):
     res = FakeRunAll().add("x", F + fixture)("x")
-    assert hb._parse_hbstatus(res["stdout"] + res["stderr"], res["retcode"]) is running
+    assert parse.hbstatus(res["stdout"] + res["stderr"], res["retcode"]) is running
 
 
 @pytest.mark.parametrize(
@@ -38,11 +39,11 @@ def test_parse_hbstatus(fixture, running):
     ],
 )
 def test_parse_nodestatus(fixture, expected):
-    assert hb._parse_nodestatus(output(F + fixture)) == expected
+    assert parse.nodestatus(output(F + fixture)) == expected
 
 
 def test_parse_ip_addrs_takeover():
-    assert hb._parse_ip_addrs(output(F + "03-takeover.mx1.ip_o_addr_show.txt")) == {
+    assert parse.ip_addrs(output(F + "03-takeover.mx1.ip_o_addr_show.txt")) == {
         "127.0.0.1": "lo",
         "::1": "lo",
         "10.89.7.11": "eth0",
@@ -57,27 +58,27 @@ def test_parse_ip_addrs_takeover():
 
 
 def test_parse_config_files():
-    cf = hb._parse_ha_cf(HA_CF)
+    cf = parse.ha_cf(HA_CF)
     assert cf["nodes"] == ["mx1", "mx2"]
     assert cf["directives"]["ucast"] == ["eth0 10.89.7.11", "eth0 10.89.7.12"]
-    assert hb._parse_haresources(HARESOURCES) == [
+    assert parse.haresources(HARESOURCES) == [
         {"node": "mx1", "resources": ["IPaddr2::10.89.7.100/24/eth0"], "ips": ["10.89.7.100"]},
         {"node": "mx2", "resources": ["IPaddr2::10.89.7.101/24/eth0"], "ips": ["10.89.7.101"]},
     ]
-    assert hb._parse_haresources("mx1 10.0.0.5 \\\n   postfix # comment\n") == [
+    assert parse.haresources("mx1 10.0.0.5 \\\n   postfix # comment\n") == [
         {"node": "mx1", "resources": ["10.0.0.5", "postfix"], "ips": ["10.0.0.5"]}
     ]
 
 
 def test_time_values():
-    assert hb._time_ms("200ms") == 200
-    assert hb._time_ms("2") == 2000
-    assert hb._time_ms("1.5") == 1500
-    assert hb._time_ms("soon") is None
+    assert parse.time_ms("200ms") == 200
+    assert parse.time_ms("2") == 2000
+    assert parse.time_ms("1.5") == 1500
+    assert parse.time_ms("soon") is None
 
 
 def test_check_real_config_is_valid():
-    assert hb._check(HA_CF, HARESOURCES, AUTHKEYS, 0o600, "mx1") == []
+    assert parse.config_errors(HA_CF, HARESOURCES, AUTHKEYS, 0o600, "mx1") == []
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,9 @@ def test_check_finds_errors(mutate, error):
         {"ha_cf": HA_CF, "haresources": HARESOURCES, "authkeys": AUTHKEYS, "mode": 0o600}
         | {"node": "mx1"}
     )
-    errors = hb._check(cfg["ha_cf"], cfg["haresources"], cfg["authkeys"], cfg["mode"], cfg["node"])
+    errors = parse.config_errors(
+        cfg["ha_cf"], cfg["haresources"], cfg["authkeys"], cfg["mode"], cfg["node"]
+    )
     assert any(error in item for item in errors), errors
 
 
@@ -116,7 +119,8 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
-    return {hb: {"__salt__": {"cmd.run_all": run_all}, "__context__": {}}}
+    salt = {"cmd.run_all": run_all, **salt_functions("heartbeat_parse")}
+    return {hb: {"__salt__": salt, "__context__": {}}}
 
 
 def _node(run_all, stage, node="mx1"):

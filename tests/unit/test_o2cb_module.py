@@ -1,10 +1,11 @@
 """Unit tests for _modules/o2cb.py, fed with real ocfs2-tools 1.8.7 output."""
 
 import pytest
-from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw
+from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw, salt_functions
 from salt.exceptions import CommandExecutionError
 
 o2cb = load_loader_module("modules", "o2cb")
+parse = load_loader_module("modules", "o2cb_parse")
 
 D = "drbd-ocfs2/"
 H = "drbd-ocfs2/host-tools/"
@@ -17,8 +18,8 @@ PROBECLU_NODES = {
 
 @pytest.mark.parametrize("stage", ["05-o2cb-online.vm1", "09-ocfs2-mounted.vm2"])
 def test_parse_nodes_and_cluster(stage):
-    assert o2cb._parse_nodes(output(f"{D}{stage}.o2cb_list_nodes.txt")) == PROBECLU_NODES
-    assert o2cb._parse_cluster(output(f"{D}{stage}.o2cb_list_cluster.txt")) == {
+    assert parse.nodes(output(f"{D}{stage}.o2cb_list_nodes.txt")) == PROBECLU_NODES
+    assert parse.cluster(output(f"{D}{stage}.o2cb_list_cluster.txt")) == {
         "name": "probeclu",
         "heartbeat_mode": "local",
         "node_count": 2,
@@ -28,7 +29,7 @@ def test_parse_nodes_and_cluster(stage):
 
 def test_parse_cluster_conf_file_layout():
     """cluster.conf itself uses the same stanza syntax, in another key order."""
-    assert o2cb._parse_nodes(output(f"{D}05-o2cb-online.vm1.cluster_conf.txt")) == PROBECLU_NODES
+    assert parse.nodes(output(f"{D}05-o2cb-online.vm1.cluster_conf.txt")) == PROBECLU_NODES
 
 
 def test_parse_add_node_without_number_writes_zero():
@@ -36,17 +37,17 @@ def test_parse_add_node_without_number_writes_zero():
     text = raw(f"{D}12-o2cb-config-commands.vm2.txt")
     block = text.split("+ o2cb --config-file=/tmp/t.conf list-nodes testclu\n", 1)[1]
     block = block.split("+ o2cb", 1)[0]
-    assert o2cb._parse_nodes(block)["nodeB"]["number"] == 0
+    assert parse.nodes(block)["nodeB"]["number"] == 0
 
 
 def test_parse_global_heartbeat_mode():
-    parsed = o2cb._parse_cluster(output(f"{H}o2cb.list_cluster_global.txt"))
+    parsed = parse.cluster(output(f"{H}o2cb.list_cluster_global.txt"))
     assert parsed["heartbeat_mode"] == "global"
     assert parsed["nodes"]["mx2"] == {"number": 2, "ip_address": "10.88.0.12", "ip_port": 7777}
 
 
 def test_parse_empty_cluster():
-    assert o2cb._parse_cluster(output(f"{H}o2cb.list_cluster_empty.txt")) == {
+    assert parse.cluster(output(f"{H}o2cb.list_cluster_empty.txt")) == {
         "name": "mail",
         "heartbeat_mode": "local",
         "node_count": 0,
@@ -63,22 +64,22 @@ def test_parse_empty_cluster():
     ],
 )
 def test_parse_cluster_status(fixture, expected):
-    assert o2cb._parse_cluster_status(output(fixture)) == expected
+    assert parse.cluster_status(output(fixture)) == expected
 
 
 def test_errors_are_found_even_with_rc_0():
-    assert o2cb._errors(output(f"{H}o2cb.list_cluster_nosuch.txt")) == [
+    assert parse.errors(output(f"{H}o2cb.list_cluster_nosuch.txt")) == [
         "o2cb: Unknown cluster 'nosuch'"
     ]
-    assert o2cb._errors(output(f"{H}o2cb.add_cluster_dup.txt")) == [
+    assert parse.errors(output(f"{H}o2cb.add_cluster_dup.txt")) == [
         "o2cb: Cluster 'mail' already exists"
     ]
     # the "no cluster stack" noise is not an error of its own
-    assert o2cb._errors(output(f"{H}o2cb.cluster_status_offline.txt")) == []
+    assert parse.errors(output(f"{H}o2cb.cluster_status_offline.txt")) == []
 
 
 def test_parse_mounted_both_nodes():
-    parsed = o2cb._parse_mounted(
+    parsed = parse.mounted(
         output(f"{D}09-ocfs2-mounted.vm1.mounted_ocfs2_d.txt"),
         output(f"{D}09-ocfs2-mounted.vm1.mounted_ocfs2_f.txt"),
     )
@@ -104,13 +105,13 @@ def test_parse_mounted_both_nodes():
     ],
 )
 def test_parse_mounted_nothing(d, f):
-    assert o2cb._parse_mounted(output(d), output(f)) == {}
+    assert parse.mounted(output(d), output(f)) == {}
 
 
 def test_parse_blkid_real_line():
     text = raw(f"{D}09-ocfs2-mounted.vm1.extra_hb_tunefs_debugfs.txt")
     line = next(x for x in text.splitlines() if x.startswith("/dev/drbd0:"))
-    assert o2cb._parse_blkid(line) == {
+    assert parse.blkid(line) == {
         "LABEL": "probevol",
         "UUID": "16d0ac66-1dc1-4e8a-99ba-a0a3cbf1fad4",
         "BLOCK_SIZE": "4096",
@@ -123,15 +124,15 @@ def test_parse_defaults_and_render(tmp_path):
         "# O2CB_ENABLED: 'true' means to load the driver on boot.\n"
         "O2CB_ENABLED=true\nO2CB_BOOTCLUSTER=mail\nO2CB_HEARTBEAT_THRESHOLD=11\n"
     )
-    values = o2cb._parse_defaults(text)
+    values = parse.defaults(text)
     assert values["O2CB_BOOTCLUSTER"] == "mail"
-    assert o2cb._timeouts_from(values) == {
+    assert parse.timeouts(text) == {
         "dead_threshold": 11,
         "idle_timeout_ms": 30000,
         "keepalive_delay_ms": 2000,
         "reconnect_delay_ms": 2000,
     }
-    rendered = o2cb._render_defaults(text, {"O2CB_HEARTBEAT_THRESHOLD": 7, "O2CB_X": 1})
+    rendered = parse.render_defaults(text, {"O2CB_HEARTBEAT_THRESHOLD": 7, "O2CB_X": 1})
     assert rendered.splitlines()[0].startswith("# O2CB_ENABLED")
     assert "O2CB_HEARTBEAT_THRESHOLD=7" in rendered
     assert rendered.endswith("O2CB_X=1\n")
@@ -147,7 +148,8 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
-    return {o2cb: {"__salt__": {"cmd.run_all": run_all}, "__context__": {}}}
+    salt = {"cmd.run_all": run_all, **salt_functions("o2cb_parse")}
+    return {o2cb: {"__salt__": salt, "__context__": {}}}
 
 
 def test_cluster_status_online(run_all):
