@@ -110,11 +110,14 @@ def test_the_roles_loader_is_kept_and_rebuilt_when_a_module_changes(tmp_path, la
     first = dns._ROLES["loader"]
     runners["mcheal_dns.desired"](ctx, {"mx1"})
     assert dns._ROLES["loader"] is first
+    # an edit of the roles' module (a new default SPF policy) is seen by the next call
     path = root / "_modules" / "mailcluster_dns.py"
     stat = path.stat()
+    path.write_text(path.read_text().replace('"spf_policy": "-all"', '"spf_policy": "~all"'))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    runners["mcheal_dns.desired"](ctx, set())
+    txt = {r for r in runners["mcheal_dns.desired"](ctx, set())["example.test"] if r[2] == "TXT"}
     assert dns._ROLES["loader"] is not first
+    assert [r[3] for r in txt] == ['"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 ~all"']
 
 
 def test_the_runs_pillar_goes_with_each_call(runners, lab_pillar):
