@@ -1,18 +1,10 @@
 #!/opt/mc-venv/bin/python
 """Boot qemu guests for the real DRBD/OCFS2 tier and run commands in them.
 
-Each guest boots the cached image (``build_image.py``) under TCG (``-accel tcg,tb-size=...``;
-KVM does not work for a stock Debian guest on this host) with:
-
-- a qcow2 overlay over the shared read-only ``rootfs.img`` (``/dev/vda``) and a spare raw disk
-  for DRBD (``/dev/vdb``, 128 MiB by default), both kept in the pair's work dir so a killed
-  guest comes back with its disks;
-- a private network: ``-netdev socket,udp=127.0.0.1:PEER,localaddr=127.0.0.1:OWN`` (UDP on
-  loopback between the two qemus; nothing leaves the machine), guest addresses 10.99.0.11/.12;
-- the repo shared read-only over 9p at ``/srv/mailcluster`` and a host dir shared read-write
-  at ``/srv/shared`` (the ``shared_path`` storage backend);
-- a control channel: a virtio-serial port wired to a unix socket, spoken to by
-  ``guest/mc-agent`` (JSON lines: run a command, get rc/stdout/stderr).
+:class:`Pair` boots mx1 and mx2 (10.99.0.11/.12) from the cached image (``build_image.py``);
+each :class:`Guest` is a qemu process (``qemu.py``: disks, command line, network, shares)
+spoken to over its control channel (``channel.py``: JSON lines with ``guest/mc-agent``):
+run a command, get rc/stdout/stderr; configure and call a masterless salt minion.
 
 Guests are always torn down: :class:`Pair` is a context manager, every qemu is also killed
 by ``atexit`` and by the kernel when this process dies (``PR_SET_PDEATHSIG``).
@@ -24,63 +16,47 @@ CLI (debugging): ``lab/vm/runner.py shell`` boots the pair and runs commands typ
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
-import ctypes
-import itertools
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import build_image  # noqa: E402
+import qemu  # noqa: E402
+from channel import Channel, GuestCommandError, Result  # noqa: E402
+from qemu import DRBD_DISK_MB, MEM_MB, TB_SIZE, free_udp_port  # noqa: E402
 
 REPO = HERE.parent.parent
 GUEST_REPO = "/srv/mailcluster"
 SUBNET = "10.99.0"
 NODES = {"mx1": f"{SUBNET}.11", "mx2": f"{SUBNET}.12"}
-MEM_MB = int(os.environ.get("MC_VM_MEM", "768"))
-TB_SIZE = int(os.environ.get("MC_VM_TB_SIZE", "256"))
-DRBD_DISK_MB = int(os.environ.get("MC_VM_DRBD_DISK_MB", "128"))
 SALT_CALL = "/opt/mc-venv/bin/salt-call"
 
-_LIVE: set[subprocess.Popen] = set()
-
-
-def _kill_all() -> None:
-    for proc in list(_LIVE):
-        with contextlib.suppress(OSError):
-            proc.kill()
-        with contextlib.suppress(Exception):
-            proc.wait(5)
-        _LIVE.discard(proc)
-
-
-atexit.register(_kill_all)
-
-
-def _pdeathsig() -> None:
-    """Runs in the qemu child: die with the parent, in a process group of its own."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    os.setpgid(0, 0)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = [
+    "DRBD_DISK_MB",
+    "GUEST_REPO",
+    "MEM_MB",
+    "NODES",
+    "REPO",
+    "TB_SIZE",
+    "Guest",
+    "GuestCommandError",
+    "Pair",
+    "Result",
+    "available",
+    "build_image",
+]
 
 
 def available() -> tuple[bool, str]:
@@ -99,35 +75,6 @@ def available() -> tuple[bool, str]:
 
 
 @dataclass
-class Result:
-    rc: int | None
-    stdout: str
-    stderr: str
-    timeout: bool = False
-    stuck: bool = False
-    duration: float = 0.0
-    cmd: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
-
-    def check(self) -> Result:
-        if self.rc != 0:
-            raise GuestCommandError(self)
-        return self
-
-
-class GuestCommandError(RuntimeError):
-    def __init__(self, res: Result):
-        super().__init__(
-            f"guest command failed rc={res.rc} timeout={res.timeout}: {res.cmd}\n"
-            f"--- stdout\n{res.stdout[-4000:]}\n--- stderr\n{res.stderr[-4000:]}"
-        )
-        self.result = res
-
-
-@dataclass
 class Guest:
     name: str
     ip: str
@@ -141,11 +88,7 @@ class Guest:
     repo: Path = REPO
     proc: subprocess.Popen | None = None
     boot_seconds: float | None = None
-    _sock: socket.socket | None = None
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _pending: dict = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _reader: threading.Thread | None = None
+    _channel: Channel | None = None
 
     @property
     def ctl_path(self) -> Path:
@@ -155,82 +98,9 @@ class Guest:
     def console_log(self) -> Path:
         return self.workdir / f"{self.name}.console.log"
 
-    def _prepare_disks(self) -> tuple[Path, Path]:
-        overlay = self.workdir / f"{self.name}.qcow2"
-        drbd = self.workdir / f"{self.name}.drbd.img"
-        if not overlay.exists():
-            subprocess.run(
-                [
-                    "qemu-img",
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    "raw",
-                    "-b",
-                    str(self.image / "rootfs.img"),
-                    str(overlay),
-                ],
-                check=True,
-            )
-        if not drbd.exists():
-            with open(drbd, "wb") as fh:
-                fh.truncate(DRBD_DISK_MB * 1024 * 1024)
-        return overlay, drbd
-
     def qemu_argv(self) -> list[str]:
-        overlay, drbd = self._prepare_disks()
-        append = (
-            f"root=/dev/vda rw console=ttyS0 init=/sbin/mc-init panic=5 quiet net.ifnames=0 "
-            f"mc.hostname={self.name} mc.ip={self.ip}/24 mc.hosts={self.hosts}"
-        )
-        return [
-            "qemu-system-x86_64",
-            "-name",
-            self.name,
-            "-accel",
-            f"tcg,tb-size={TB_SIZE}",
-            "-machine",
-            "pc",
-            "-smp",
-            "1",
-            "-m",
-            str(MEM_MB),
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-kernel",
-            str(self.image / "vmlinuz"),
-            "-initrd",
-            str(self.image / "initrd.img"),
-            "-append",
-            append,
-            "-drive",
-            f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
-            "-drive",
-            f"file={drbd},if=virtio,format=raw,cache=writeback",
-            "-netdev",
-            f"socket,id=n0,udp=127.0.0.1:{self.udp_peer},localaddr=127.0.0.1:{self.udp_own}",
-            "-device",
-            f"virtio-net-pci,netdev=n0,mac=52:54:00:99:00:{self.index:02x}",
-            "-virtfs",
-            f"local,path={self.repo},mount_tag=repo,security_model=none,readonly=on,id=repo",
-            "-virtfs",
-            f"local,path={self.shared_dir},mount_tag=shared,security_model=none,id=shared",
-            "-device",
-            "virtio-serial-pci",
-            "-chardev",
-            f"socket,id=ctl,path={self.ctl_path},server=on,wait=off",
-            "-device",
-            "virtserialport,chardev=ctl,name=mc.ctl",
-            "-serial",
-            f"file:{self.console_log}",
-            "-monitor",
-            "none",
-        ]
+        overlay, drbd = qemu.prepare_disks(self.workdir, self.name, self.image)
+        return qemu.argv(self, overlay, drbd)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -241,14 +111,7 @@ class Guest:
         with open(self.console_log, "a") as fh:
             fh.write(f"\n==== start {time.strftime('%H:%M:%S')} ====\n")
         self._t_start = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.qemu_argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=open(self.workdir / f"{self.name}.qemu.log", "a"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            preexec_fn=_pdeathsig,
-        )
-        _LIVE.add(self.proc)
+        self.proc = qemu.spawn(self.qemu_argv(), self.workdir / f"{self.name}.qemu.log")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -259,9 +122,9 @@ class Guest:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name}: qemu exited\n{self.console_tail()}")
-            if self._sock is None:
+            if self._channel is None:
                 try:
-                    self._connect()
+                    self._channel = Channel(self.name, self.ctl_path)
                 except OSError:
                     time.sleep(0.5)
                     continue
@@ -277,11 +140,7 @@ class Guest:
     def kill(self) -> None:
         """Hard power-off (SIGKILL to qemu): what a crashed node looks like to its peer."""
         if self.proc is not None:
-            with contextlib.suppress(OSError):
-                self.proc.kill()
-            with contextlib.suppress(Exception):
-                self.proc.wait(10)
-            _LIVE.discard(self.proc)
+            qemu.kill(self.proc)
         self._disconnect()
 
     def console_tail(self, n: int = 40) -> str:
@@ -291,77 +150,16 @@ class Guest:
             return ""
         return "\n".join(lines[-n:])
 
-    # -- control channel ---------------------------------------------------------------------
-    def _connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(str(self.ctl_path))
-        self._sock = s
-        self._reader = threading.Thread(target=self._read_loop, args=(s,), daemon=True)
-        self._reader.start()
-
+    # -- control channel (channel.py) -------------------------------------------------------
     def _disconnect(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._sock = None
-        with self._lock:
-            for box in self._pending.values():
-                box["event"].set()
-            self._pending.clear()
-
-    def _read_loop(self, s: socket.socket) -> None:
-        try:
-            self._read_replies(s)
-        finally:
-            # the guest is gone (killed, or it fenced itself): fail what still waits
-            with self._lock:
-                for box in self._pending.values():
-                    box["event"].set()
-                self._pending.clear()
-
-    def _read_replies(self, s: socket.socket) -> None:
-        buf = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                with self._lock:
-                    box = self._pending.pop(msg.get("id"), None)
-                if box is not None:
-                    box["reply"] = msg
-                    box["event"].set()
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
 
     def _request(self, req: dict, timeout: float) -> dict:
-        if self._sock is None:
+        if self._channel is None:
             raise ConnectionError(f"{self.name}: not connected")
-        rid = next(self._ids)
-        box = {"event": threading.Event(), "reply": None}
-        with self._lock:
-            self._pending[rid] = box
-        data = (json.dumps(dict(req, id=rid)) + "\n").encode()
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            with self._lock:
-                self._pending.pop(rid, None)
-            raise ConnectionError(f"{self.name}: {exc}") from exc
-        if not box["event"].wait(timeout):
-            with self._lock:
-                self._pending.pop(rid, None)
-            raise TimeoutError(f"{self.name}: no reply to {req.get('op')} in {timeout}s")
-        if box["reply"] is None:
-            raise ConnectionError(f"{self.name}: channel closed")
-        return box["reply"]
+        return self._channel.request(req, timeout)
 
     def run(
         self,
