@@ -6,8 +6,9 @@ Building blocks of :py:mod:`mailcluster_failover` (the self-healing runner): the
   ``mailcluster_dns.zones`` (``_modules/mailcluster_dns.py``), so a later highstate of the
   DNS primary writes exactly what the failover wrote. It runs on the master in a minion
   loader (``salt.loader.minion_mods``) over the ``_modules`` folders of the file_roots, as
-  the core ``salt.cmd`` runner does; the loader is built once per process and again when one
-  of those files changes, the run's pillar is handed to it per call.
+  the core ``salt.cmd`` runner does; the loader is kept as long as this module lives (the
+  runner loader's life: the engine's, or the reactor's ``reactor_refresh_interval``), built
+  again when one of those files changes, and the run's pillar is handed to it per call.
 - :py:func:`actual`, :py:func:`current_withdrawn`: the records the DNS node taking the
   updates serves (AXFR, TSIG-signed); a mail node counts as failed over when its service IP
   is in no A record of any mail domain.
@@ -48,7 +49,7 @@ __virtualname__ = "mcheal_dns"
 MANAGED_TYPES = ("A", "AAAA", "MX", "TXT")
 #: the roles' execution modules the runner calls on the master
 ROLES_MODULES = ["mailcluster", "mailcluster_dns"]
-#: this process's minion loader of the roles' modules: {"key", "loader", "pillar"}
+#: the minion loader of the roles' modules: {"key", "loader", "pillar"}
 _ROLES = {}
 #: guards _ROLES, and the pillar the loader's modules see during one call
 _ROLES_LOCK = threading.Lock()
