@@ -33,6 +33,8 @@ _NO_METADATA = "No valid meta data found"
 def __virtual__():
     if salt.utils.path.which("drbdadm") is None:
         return (False, "drbdadm not found: install drbd-utils")
+    if "drbd_parse.status" not in __salt__:
+        return (False, "drbd needs drbd_parse (module not loaded)")
     return __virtualname__
 
 

@@ -37,6 +37,8 @@ _WHICH = ("all", "local", "foreign", "failback")
 def __virtual__():
     if salt.utils.path.which("cl_status") is None:
         return (False, "cl_status not found: install heartbeat")
+    if "heartbeat_parse.nodestatus" not in __salt__:
+        return (False, "heartbeat needs heartbeat_parse (module not loaded)")
     return __virtualname__
 
 

@@ -38,6 +38,8 @@ DEFAULTS_FILE = "/etc/default/o2cb"
 def __virtual__():
     if salt.utils.path.which("o2cb") is None:
         return (False, "o2cb not found: install ocfs2-tools")
+    if "o2cb_parse.nodes" not in __salt__:
+        return (False, "o2cb needs o2cb_parse (module not loaded)")
     return __virtualname__
 
 

@@ -29,9 +29,11 @@ __virtualname__ = "drbd"
 
 
 def __virtual__():
-    if "drbd.status" in __salt__:
-        return __virtualname__
-    return (False, "the drbd execution module is not available (drbdadm missing?)")
+    if "drbd.status" not in __salt__:
+        return (False, "the drbd execution module is not available (drbdadm missing?)")
+    if "mc_flow.converge" not in __states__:
+        return (False, "the drbd states need the shared skeleton (_states/mc_flow.py not loaded)")
+    return __virtualname__
 
 
 def _entry(name):

@@ -21,9 +21,14 @@ __virtualname__ = "heartbeat"
 
 
 def __virtual__():
-    if "heartbeat.status" in __salt__:
-        return __virtualname__
-    return (False, "the heartbeat execution module is not available (cl_status missing?)")
+    if "heartbeat.status" not in __salt__:
+        return (False, "the heartbeat execution module is not available (cl_status missing?)")
+    if "mc_flow.converge" not in __states__:
+        return (
+            False,
+            "the heartbeat states need the shared skeleton (_states/mc_flow.py not loaded)",
+        )
+    return __virtualname__
 
 
 def _not_active(nodes):

@@ -31,9 +31,11 @@ __virtualname__ = "o2cb"
 
 
 def __virtual__():
-    if "o2cb.list_clusters" in __salt__:
-        return __virtualname__
-    return (False, "the o2cb execution module is not available (ocfs2-tools missing?)")
+    if "o2cb.list_clusters" not in __salt__:
+        return (False, "the o2cb execution module is not available (ocfs2-tools missing?)")
+    if "mc_flow.converge" not in __states__:
+        return (False, "the o2cb states need the shared skeleton (_states/mc_flow.py not loaded)")
+    return __virtualname__
 
 
 def _normalize_nodes(nodes):

@@ -73,3 +73,22 @@ def test_states_share_one_skeleton(name):
     ]
     assert text.count('__states__["mc_flow.converge"]') == len(public)
     assert '"result": False, "changes": {}' not in text  # no ret skeleton of its own
+
+
+@pytest.mark.parametrize("name", STATES)
+def test_modules_refuse_to_load_without_their_parser(name, monkeypatch):
+    module = load_loader_module("modules", name)
+    monkeypatch.setattr(module.salt.utils.path, "which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(module, "__salt__", {}, raising=False)
+    assert module.__virtual__() == (False, f"{name} needs {name}_parse (module not loaded)")
+
+
+@pytest.mark.parametrize("name", STATES)
+def test_states_refuse_to_load_without_the_skeleton(name, monkeypatch):
+    state = load_loader_module("states", name)
+    needed = {"drbd": "drbd.status", "o2cb": "o2cb.list_clusters", "heartbeat": "heartbeat.status"}
+    monkeypatch.setattr(state, "__salt__", {needed[name]: None}, raising=False)
+    monkeypatch.setattr(state, "__states__", {}, raising=False)
+    ok, reason = state.__virtual__()
+    assert ok is False
+    assert "mc_flow" in reason
