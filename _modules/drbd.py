@@ -337,9 +337,7 @@ def primary(name, force=False):
 
         salt '*' drbd.primary r0
     """
-    if force:
-        return _drbdadm("primary", name, "--force")
-    return _drbdadm("primary", name)
+    return _drbdadm("primary", name, *(["--force"] if force else []))
 
 
 def secondary(name):
@@ -366,9 +364,7 @@ def connect(name, discard_my_data=False):
 
         salt '*' drbd.connect r0
     """
-    if discard_my_data:
-        return _drbdadm("connect", name, "--discard-my-data")
-    return _drbdadm("connect", name)
+    return _drbdadm("connect", name, *(["--discard-my-data"] if discard_my_data else []))
 
 
 def disconnect(name):

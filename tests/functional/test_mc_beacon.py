@@ -7,6 +7,7 @@ import pytest
 import salt.beacons
 import salt.loader
 from mc_fake_cmd import FIXTURES
+from mc_recordings import heartbeat_node
 
 D = "drbd-ocfs2/"
 HB = "heartbeat/"
@@ -26,24 +27,12 @@ def _process(beacons, loaders, options):
     return beacons.process(config, loaders.grains)
 
 
-def _hb(stage, node="mx1"):
-    table = {"uname -n": {"stdout": f"{node}\n", "stderr": "", "retcode": 0}}
-    for cmd, name in [
-        ("cl_status hbstatus", "cl_status_hbstatus"),
-        ("cl_status listnodes", "cl_status_listnodes"),
-        ("cl_status nodestatus mx2", "cl_status_nodestatus_mx2"),
-    ]:
-        if (FIXTURES / f"{HB}{stage}.{node}.{name}.txt").exists():
-            table[cmd] = f"{HB}{stage}.{node}.{name}.txt"
-    return table
-
-
 def test_heartbeat_peer_death_fires_once(beacons, loaders, fake_cmd):
     opts = {"heartbeat": True, "drbd": False}
-    fake_cmd.set(_hb("02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     assert _process(beacons, loaders, opts) == []  # first run: baseline only
     assert _process(beacons, loaders, opts) == []  # nothing changed
-    fake_cmd.set(_hb("05-peer-dead"))
+    fake_cmd.set(heartbeat_node("05-peer-dead"))
     events = _process(beacons, loaders, opts)
     minion = loaders.opts["id"]
     assert events == [
@@ -61,16 +50,16 @@ def test_heartbeat_peer_death_fires_once(beacons, loaders, fake_cmd):
         }
     ]
     assert _process(beacons, loaders, opts) == []  # still dead: no repeat
-    fake_cmd.set(_hb("02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     back = _process(beacons, loaders, opts)
     assert [(e["data"]["old"], e["data"]["new"]) for e in back] == [("dead", "active")]
 
 
 def test_heartbeat_stopped_locally_fires_nothing(beacons, loaders, fake_cmd):
     opts = {"heartbeat": True, "drbd": False}
-    fake_cmd.set(_hb("02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     _process(beacons, loaders, opts)
-    fake_cmd.set(_hb("01-stopped"))
+    fake_cmd.set(heartbeat_node("01-stopped"))
     assert _process(beacons, loaders, opts) == []
 
 

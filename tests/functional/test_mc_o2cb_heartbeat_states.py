@@ -4,6 +4,7 @@ o2cb and heartbeat modules and states through Salt's loaders, replaying real rec
 """
 
 import pytest
+from mc_recordings import heartbeat_node
 
 D = "drbd-ocfs2/"
 H = "drbd-ocfs2/host-tools/"
@@ -248,28 +249,9 @@ def test_o2cb_module_mounted_through_loader(modules, fake_cmd):
 # --- heartbeat ----------------------------------------------------------------------
 
 
-def _hb_node(fake_cmd, stage, node="mx1"):
-    from mc_fake_cmd import FIXTURES
-
-    table = {"uname -n": {"stdout": f"{node}\n", "stderr": "", "retcode": 0}}
-    for cmd, name in [
-        ("cl_status hbstatus", "cl_status_hbstatus"),
-        ("cl_status listnodes", "cl_status_listnodes"),
-        ("cl_status nodestatus mx1", "cl_status_nodestatus_mx1"),
-        ("cl_status nodestatus mx2", "cl_status_nodestatus_mx2"),
-        ("cl_status nodestatus nosuch", "cl_status_nodestatus_nosuch"),
-        ("cl_status rscstatus", "cl_status_rscstatus"),
-        ("ip -o addr show", "ip_o_addr_show"),
-    ]:
-        rel = f"{HB}{stage}.{node}.{name}.txt"
-        if (FIXTURES / rel).exists():
-            table[cmd] = rel
-    return table
-
-
 def test_heartbeat_running_starts_daemon(states, fake_cmd, testmode):
-    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
-    fake_cmd.on("service heartbeat start", then=_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("01-stopped"))
+    fake_cmd.on("service heartbeat start", then=heartbeat_node("02-running"))
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx2"], timeout=5, test=testmode)
     _expect(ret, testmode, {"service": {"old": "stopped", "new": "running"}})
     if testmode:
@@ -282,7 +264,7 @@ def test_heartbeat_running_starts_daemon(states, fake_cmd, testmode):
 
 
 def test_heartbeat_running_peer_dead(states, fake_cmd, testmode):
-    fake_cmd.set(_hb_node(fake_cmd, "05-peer-dead"))
+    fake_cmd.set(heartbeat_node("05-peer-dead"))
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx2"], timeout=0, test=testmode)
     assert ret.changes == {}
     if testmode:
@@ -294,7 +276,7 @@ def test_heartbeat_running_peer_dead(states, fake_cmd, testmode):
 
 
 def test_heartbeat_running_unknown_node(states, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx3"], timeout=0)
     assert ret.result is False
     assert "does not know node(s) mx3" in ret.comment
@@ -310,11 +292,11 @@ def haresources(tmp_path):
 
 
 def test_resources_held_takeover(states, fake_cmd, testmode, haresources):
-    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     fake_cmd.on(
         "/usr/share/heartbeat/hb_takeover foreign",
         f"{HB}03-takeover.mx1.hb_takeover_foreign.txt",
-        then=_hb_node(fake_cmd, "03-takeover"),
+        then=heartbeat_node("03-takeover"),
     )
     ret = states.heartbeat.resources_held(
         name="mx1-vips", which="foreign", haresources=haresources, timeout=5, test=testmode
@@ -334,7 +316,7 @@ def test_resources_held_takeover(states, fake_cmd, testmode, haresources):
 
 
 def test_resources_held_after_peer_death_is_clean(states, fake_cmd, testmode, haresources):
-    fake_cmd.set(_hb_node(fake_cmd, "05-peer-dead"))
+    fake_cmd.set(heartbeat_node("05-peer-dead"))
     ret = states.heartbeat.resources_held(
         name="all-vips", which="all", haresources=haresources, test=testmode
     )
@@ -343,14 +325,14 @@ def test_resources_held_after_peer_death_is_clean(states, fake_cmd, testmode, ha
 
 def test_resources_held_local_ignores_rscstatus(states, fake_cmd, haresources):
     """rscstatus says 'local' on mx2 too: the answer comes from mx2's own addresses."""
-    fake_cmd.set(_hb_node(fake_cmd, "02-running", node="mx2"))
+    fake_cmd.set(heartbeat_node("02-running", node="mx2"))
     ret = states.heartbeat.resources_held(name="own", which="local", haresources=haresources)
     assert (ret.result, ret.changes) == (True, {})
     assert "['mx2']" in ret.comment
 
 
 def test_heartbeat_module_through_loader(modules, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "05-peer-dead"))
+    fake_cmd.set(heartbeat_node("05-peer-dead"))
     assert modules.heartbeat.status() == {"running": True}
     assert modules.heartbeat.nodes_status() == {"mx2": "dead", "mx1": "active"}
 
@@ -391,7 +373,7 @@ def test_formatted_that_does_not_take(states, fake_cmd):
 
 
 def test_heartbeat_running_start_fails_with_the_planned_change(states, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
+    fake_cmd.set(heartbeat_node("01-stopped"))
     fake_cmd.on("service heartbeat start", FAILED)
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx2"], timeout=0)
     assert (ret.result, ret.changes) == (False, {"service": {"old": "stopped", "new": "running"}})
@@ -399,7 +381,7 @@ def test_heartbeat_running_start_fails_with_the_planned_change(states, fake_cmd)
 
 
 def test_heartbeat_running_started_but_not_up(states, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
+    fake_cmd.set(heartbeat_node("01-stopped"))
     fake_cmd.on("service heartbeat start")
     ret = states.heartbeat.running(name="heartbeat", timeout=0)
     assert (ret.result, ret.changes, ret.comment) == (
@@ -410,22 +392,22 @@ def test_heartbeat_running_started_but_not_up(states, fake_cmd):
 
 
 def test_heartbeat_running_started_but_a_node_is_unknown(states, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "01-stopped"))
-    fake_cmd.on("service heartbeat start", then=_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("01-stopped"))
+    fake_cmd.on("service heartbeat start", then=heartbeat_node("02-running"))
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx1", "mx3"], timeout=0)
     assert (ret.result, ret.changes) == (False, {"service": {"old": "stopped", "new": "running"}})
     assert ret.comment == "heartbeat does not know node(s) mx3 (has ['mx2', 'mx1'])"
 
 
 def test_heartbeat_running_unknown_node_is_refused_in_test_mode_too(states, fake_cmd):
-    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     ret = states.heartbeat.running(name="heartbeat", nodes=["mx3"], test=True)
     assert (ret.result, ret.changes) == (False, {})
     assert "does not know node(s) mx3" in ret.comment
 
 
 def test_resources_held_that_does_not_take(states, fake_cmd, haresources):
-    fake_cmd.set(_hb_node(fake_cmd, "02-running"))
+    fake_cmd.set(heartbeat_node("02-running"))
     fake_cmd.on(
         "/usr/share/heartbeat/hb_takeover foreign", f"{HB}03-takeover.mx1.hb_takeover_foreign.txt"
     )

@@ -359,6 +359,11 @@ def test_actions_and_errors(run_all):
     assert drbd.up("r0") is True
     assert drbd.primary("r0", force=True) is True
     assert drbd.secondary("r0") is True
+    run_all.add("drbdadm connect --discard-my-data r0", OK)
+    run_all.add("drbdadm connect r0", OK)
+    assert drbd.connect("r0", discard_my_data=True) is True
+    assert drbd.connect("r0") is True
+    assert run_all.calls[-2:] == ["drbdadm connect --discard-my-data r0", "drbdadm connect r0"]
     run_all.add("drbdadm primary nosuch", f"{H}drbdadm.role_nosuch.txt")
     with pytest.raises(CommandExecutionError, match="'nosuch'"):
         drbd.primary("nosuch")

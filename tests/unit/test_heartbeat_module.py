@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from mc_recordings import heartbeat_node
 from mc_unit_helpers import FIXTURES, OK, FakeRunAll, load_loader_module, output, salt_functions
 from salt.exceptions import CommandExecutionError
 
@@ -124,19 +125,8 @@ def configure_loader_modules(run_all):
 
 
 def _node(run_all, stage, node="mx1"):
-    for cmd, name in [
-        ("cl_status hbstatus", "cl_status_hbstatus"),
-        ("cl_status listnodes", "cl_status_listnodes"),
-        ("cl_status nodestatus mx1", "cl_status_nodestatus_mx1"),
-        ("cl_status nodestatus mx2", "cl_status_nodestatus_mx2"),
-        ("cl_status nodestatus nosuch", "cl_status_nodestatus_nosuch"),
-        ("cl_status rscstatus", "cl_status_rscstatus"),
-        ("ip -o addr show", "ip_o_addr_show"),
-    ]:
-        path = FIXTURES / "heartbeat" / f"{stage}.{node}.{name}.txt"
-        if path.exists():
-            run_all.add(cmd, f"{F}{stage}.{node}.{name}.txt")
-    run_all.add("uname -n", {"stdout": f"{node}\n", "stderr": "", "retcode": 0})
+    for cmd, recording in heartbeat_node(stage, node).items():
+        run_all.add(cmd, recording)
 
 
 def test_running_cluster(run_all):
