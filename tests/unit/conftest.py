@@ -5,5 +5,6 @@ from mc_unit_helpers import FakeRunAll
 
 
 @pytest.fixture
-def fake_run_all():
+def run_all():
+    """A fresh replay of recorded outputs for ``cmd.run_all`` (mc_unit_helpers.FakeRunAll)."""
     return FakeRunAll()

@@ -45,6 +45,13 @@ def salt_functions(*names):
     return out
 
 
+def command_module_dunders(module, parser, run_all):
+    """``configure_loader_modules`` for one of our command modules: ``cmd.run_all`` replayed,
+    its parser module in ``__salt__``, an empty ``__context__``."""
+    salt = {"cmd.run_all": run_all, **salt_functions(parser)}
+    return {module: {"__salt__": salt, "__context__": {}}}
+
+
 def runner_loader(cachedir, **overrides):
     """Salt's own runner loader over ``_runners/``, as on the master: the runner modules reach
     each other through ``__salt__`` (the loader itself), which loading them by path cannot give;

@@ -1,7 +1,7 @@
 """Unit tests for _modules/drbd.py, fed with real DRBD 8.4 / drbd-utils 9.22 output."""
 
 import pytest
-from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw, salt_functions
+from mc_unit_helpers import OK, command_module_dunders, load_loader_module, output, raw
 from salt.exceptions import CommandExecutionError
 
 drbd = load_loader_module("modules", "drbd")
@@ -237,14 +237,8 @@ def test_split_brain_log_parser_on_real_kernel_log():
 
 
 @pytest.fixture
-def run_all():
-    return FakeRunAll()
-
-
-@pytest.fixture
 def configure_loader_modules(run_all):
-    salt = {"cmd.run_all": run_all, **salt_functions("drbd_parse")}
-    return {drbd: {"__salt__": salt, "__context__": {}}}
+    return command_module_dunders(drbd, "drbd_parse", run_all)
 
 
 VS = "drbdsetup status r0 --verbose --statistics"

@@ -4,7 +4,14 @@ import os
 
 import pytest
 from mc_recordings import heartbeat_node
-from mc_unit_helpers import FIXTURES, OK, FakeRunAll, load_loader_module, output, salt_functions
+from mc_unit_helpers import (
+    FIXTURES,
+    OK,
+    FakeRunAll,
+    command_module_dunders,
+    load_loader_module,
+    output,
+)
 from salt.exceptions import CommandExecutionError
 
 hb = load_loader_module("modules", "heartbeat")
@@ -114,14 +121,8 @@ def test_check_finds_errors(mutate, error):
 
 
 @pytest.fixture
-def run_all():
-    return FakeRunAll()
-
-
-@pytest.fixture
 def configure_loader_modules(run_all):
-    salt = {"cmd.run_all": run_all, **salt_functions("heartbeat_parse")}
-    return {hb: {"__salt__": salt, "__context__": {}}}
+    return command_module_dunders(hb, "heartbeat_parse", run_all)
 
 
 def _node(run_all, stage, node="mx1"):

@@ -1,7 +1,7 @@
 """Unit tests for _modules/o2cb.py, fed with real ocfs2-tools 1.8.7 output."""
 
 import pytest
-from mc_unit_helpers import OK, FakeRunAll, load_loader_module, output, raw, salt_functions
+from mc_unit_helpers import OK, command_module_dunders, load_loader_module, output, raw
 from salt.exceptions import CommandExecutionError
 
 o2cb = load_loader_module("modules", "o2cb")
@@ -142,14 +142,8 @@ def test_parse_defaults_and_render(tmp_path):
 
 
 @pytest.fixture
-def run_all():
-    return FakeRunAll()
-
-
-@pytest.fixture
 def configure_loader_modules(run_all):
-    salt = {"cmd.run_all": run_all, **salt_functions("o2cb_parse")}
-    return {o2cb: {"__salt__": salt, "__context__": {}}}
+    return command_module_dunders(o2cb, "o2cb_parse", run_all)
 
 
 def test_cluster_status_online(run_all):
