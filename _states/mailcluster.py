@@ -7,9 +7,10 @@ replication).
 - ``zones_synced``: zone files on the DNS primary match pillar (serial bumped only on change).
 - ``domains_synced``: Postfix Admin's domain/mailbox/alias rows match pillar.
 - ``replica_running``: this MariaDB replicates from the primary with GTID.
-"""
 
-from salt.exceptions import CommandExecutionError
+The three that change something give their read, act and read-back to the shared state
+skeleton (``_states/mc_flow.py``), like the drbd, o2cb and heartbeat states.
+"""
 
 __virtualname__ = "mailcluster"
 
@@ -27,6 +28,11 @@ def __virtual__():
     missing = [fun for fun in NEEDS if fun not in __salt__]
     if missing:
         return (False, f"mailcluster states need {', '.join(missing)} (modules not loaded)")
+    if "mc_flow.converge" not in __states__:
+        return (
+            False,
+            "the mailcluster states need the shared skeleton (_states/mc_flow.py not loaded)",
+        )
     return __virtualname__
 
 
@@ -69,40 +75,38 @@ def zones_synced(name, serial_floor=None):
           mailcluster.zones_synced:
             - name: /var/lib/bind/mailcluster
     """
-    ret = _ret(name)
-    try:
-        plan = __salt__["mailcluster_dns.dns_sync"](name, test=True, serial_floor=serial_floor)
-        if not plan["changed"]:
-            ret["comment"] = "all zones match pillar"
-            return ret
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"{len(plan['changed'])} zone(s) would be written",
-                changes={
-                    z: {"old": p.get("old_serial") or None, "new": p["serial"]}
-                    for z, p in plan["changed"].items()
-                },
+
+    def sync(test):
+        return __salt__["mailcluster_dns.dns_sync"](name, test=test, serial_floor=serial_floor)
+
+    def plan():
+        changed = sync(True)["changed"]
+        if not changed:
+            return {"result": True, "comment": "all zones match pillar"}
+        return {
+            "changes": {
+                z: {"old": p.get("old_serial") or None, "new": p["serial"]}
+                for z, p in changed.items()
+            },
+            "would": f"{len(changed)} zone(s) would be written",
+        }
+
+    def act(step):
+        done = sync(False)
+        # report what was written, which a failed zone check makes less than the plan
+        step["changes"] = done["changed"]
+        step["errors"] = done["errors"]
+        step["done"] = f"{len(done['changed'])} zone(s) written"
+
+    def confirm(step):
+        if step["errors"]:
+            return "zone check failed, old zone kept: " + "; ".join(
+                f"{z}: {e}" for z, e in step["errors"].items()
             )
-            return ret
-        done = __salt__["mailcluster_dns.dns_sync"](name, serial_floor=serial_floor)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
-    ret["changes"] = done["changed"]
-    if done["errors"]:
-        ret.update(
-            result=False,
-            comment="zone check failed, old zone kept: "
-            + "; ".join(f"{z}: {e}" for z, e in done["errors"].items()),
-        )
-        return ret
-    recheck = __salt__["mailcluster_dns.dns_sync"](name, test=True, serial_floor=serial_floor)
-    if recheck["changed"]:
-        ret.update(result=False, comment=f"zones still differ: {sorted(recheck['changed'])}")
-        return ret
-    ret["comment"] = f"{len(done['changed'])} zone(s) written"
-    return ret
+        left = sync(True)["changed"]
+        return f"zones still differ: {sorted(left)}" if left else None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm, report_unconfirmed=True)
 
 
 def domains_synced(name, database="postfixadmin"):
@@ -115,30 +119,26 @@ def domains_synced(name, database="postfixadmin"):
           mailcluster.domains_synced:
             - name: postfixadmin
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         todo = __salt__["mailcluster_db.db_sync"](database, test=True)
         if not todo:
-            ret["comment"] = "domains, mailboxes and aliases match pillar"
-            return ret
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"{len(todo)} row change(s) would be made",
-                changes={"rows": {"old": None, "new": todo}},
-            )
-            return ret
+            return {"result": True, "comment": "domains, mailboxes and aliases match pillar"}
+        return {
+            "changes": {"rows": {"old": None, "new": todo}},
+            "would": f"{len(todo)} row change(s) would be made",
+        }
+
+    def act(step):
         done = __salt__["mailcluster_db.db_sync"](database)
+        step["changes"] = {"rows": {"old": None, "new": done}}
+        step["done"] = f"{len(done)} row change(s) made"
+
+    def confirm(_step):
         left = __salt__["mailcluster_db.db_sync"](database, test=True)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
-    ret["changes"] = {"rows": {"old": None, "new": done}}
-    if left:
-        ret.update(result=False, comment=f"still differs after update: {left}")
-        return ret
-    ret["comment"] = f"{len(done)} row change(s) made"
-    return ret
+        return f"still differs after update: {left}" if left else None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm, report_unconfirmed=True)
 
 
 def replica_running(name, user, password, port=3306):
@@ -153,8 +153,8 @@ def replica_running(name, user, password, port=3306):
             - user: repl
             - password: secret
     """
-    ret = _ret(name)
-    try:
+
+    def plan():
         cur = __salt__["mailcluster_db.replica_status"]()
         good = (
             cur is not None
@@ -166,22 +166,21 @@ def replica_running(name, user, password, port=3306):
             and cur.get("Slave_IO_Running") in ("Yes", "Connecting")
         )
         if good:
-            ret["comment"] = f"replicating from {name}"
-            return ret
+            return {"result": True, "comment": f"replicating from {name}"}
         old = None if cur is None else f"{cur.get('Master_Host')} ({cur.get('Slave_IO_State')})"
-        if __opts__["test"]:
-            ret.update(
-                result=None,
-                comment=f"would replicate from {name}",
-                changes={"master": {"old": old, "new": name}},
-            )
-            return ret
-        new = __salt__["mailcluster_db.replica_configure"](name, user, password, port)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
-    if not new or new.get("Master_Host") != name or new.get("Slave_SQL_Running") != "Yes":
-        ret.update(result=False, comment=f"replication did not start: {new}")
-        return ret
-    ret.update(changes={"master": {"old": old, "new": name}}, comment=f"replicating from {name}")
-    return ret
+        return {
+            "changes": {"master": {"old": old, "new": name}},
+            "would": f"would replicate from {name}",
+            "done": f"replicating from {name}",
+        }
+
+    def act(step):
+        step["new"] = __salt__["mailcluster_db.replica_configure"](name, user, password, port)
+
+    def confirm(step):
+        new = step["new"]
+        if not new or new.get("Master_Host") != name or new.get("Slave_SQL_Running") != "Yes":
+            return f"replication did not start: {new}"
+        return None
+
+    return __states__["mc_flow.converge"](name, plan, act, confirm)

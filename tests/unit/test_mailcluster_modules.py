@@ -43,7 +43,13 @@ def test_states_refuse_to_load_without_the_functions_they_call():
     state = load_loader_module("states", "mailcluster")
     everything = dict.fromkeys(state.NEEDS, object())
     state.__salt__ = everything
+    state.__states__ = {"mc_flow.converge": object()}
     assert state.__virtual__() == "mailcluster"
+    state.__states__ = {}
+    ok, reason = state.__virtual__()
+    assert ok is False
+    assert "mc_flow" in reason
+    state.__states__ = {"mc_flow.converge": object()}
     state.__salt__ = {k: v for k, v in everything.items() if not k.startswith("mailcluster_db.")}
     ok, reason = state.__virtual__()
     assert ok is False
