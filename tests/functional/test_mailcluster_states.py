@@ -55,17 +55,18 @@ class FakeRows:
         return done
 
 
-NEEDS = (
-    "mailcluster.validate",
-    "mailcluster_dns.dns_sync",
-    "mailcluster_db.db_sync",
-    "mailcluster_db.replica_status",
-    "mailcluster_db.replica_configure",
-)
+class _StandIns(dict):
+    """``__salt__`` for the states: the given stand-ins; any other function is "there" for
+    ``__virtual__`` and fails the test when called."""
 
+    def __contains__(self, key):
+        return True
 
-def _absent(*args, **kwargs):
-    raise AssertionError("a function this test did not expect was called")
+    def __missing__(self, key):
+        def absent(*args, **kwargs):
+            raise AssertionError(f"{key} was called; this test did not expect it")
+
+        return absent
 
 
 @pytest.fixture
@@ -75,10 +76,8 @@ def state(loaders):
 
     def run(fun, funcs, test=False, **kwargs):
         opts = dict(loaders.opts, test=test)
-        functions = {name: _absent for name in NEEDS}
-        functions.update(funcs)
         st = salt.loader.states(
-            opts, functions=functions, utils=loaders.utils, serializers=loaders.serializers
+            opts, functions=_StandIns(funcs), utils=loaders.utils, serializers=loaders.serializers
         )
         return st[f"mailcluster.{fun}"](**kwargs)
 
