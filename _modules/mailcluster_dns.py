@@ -65,7 +65,7 @@ def _cluster():
 
 def _nodes_with(role, mc):
     # the pillar goes along: the loader behind __salt__ may hold another one (minion_mods
-    # called with pillar=, as on the master)
+    # called with pillar= gives it to the outer loader only)
     return __salt__["mailcluster.nodes_with"](role, {PILLAR_KEY: mc})
 
 
@@ -299,7 +299,11 @@ def dns_plan(directory="/var/lib/bind/mailcluster", serial_floor=None):
 
         salt ns1 mailcluster_dns.dns_plan
     """
-    wanted = zones()
+    return _plan(zones(), directory, serial_floor)
+
+
+def _plan(wanted, directory, serial_floor):
+    """:py:func:`dns_plan` for the zones ``wanted`` (computed once by the caller)."""
     cache = _read_cache(os.path.join(directory, CACHE_FILE))
     plan = {}
     for zone, records in sorted(wanted.items()):
@@ -366,7 +370,8 @@ def dns_sync(directory="/var/lib/bind/mailcluster", test=False, serial_floor=Non
 
         salt ns1 mailcluster_dns.dns_sync test=True
     """
-    plan = dns_plan(directory, serial_floor=serial_floor)
+    wanted = zones()
+    plan = _plan(wanted, directory, serial_floor)
     changed, errors = {}, {}
     if test:
         return {
@@ -374,7 +379,6 @@ def dns_sync(directory="/var/lib/bind/mailcluster", test=False, serial_floor=Non
             "errors": errors,
         }
     os.makedirs(directory, exist_ok=True)
-    wanted = zones()
     cache_path = os.path.join(directory, CACHE_FILE)
     cache = _read_cache(cache_path)
     try:
