@@ -38,9 +38,11 @@ ROLE_SLS = {
     "ha": ["ha", "selfheal"],
     "graphs": ["graphs"],
     "web": ["web"],
-    "master": [],
+    # the cluster CA (salt/ca): first, the other nodes' certificates wait for it
+    "master": ["ca"],
 }
 SLS_ORDER = [
+    "ca",
     "common",
     "selfheal.watchdog",
     "db.primary",

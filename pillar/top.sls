@@ -1,6 +1,7 @@
 # Pillar top: every node sees the cluster topology (roles come from it, see salt/top.sls),
 # the domains and the secrets. `node` gives each minion its own entry as `mailcluster:node`
-# (targeting: salt -I 'mailcluster:node:roles:mail' ...). `local` is an optional extra file
+# (targeting: salt -I 'mailcluster:node:roles:mail' ...). `ca` gives the CA minion (role
+# master) its signing policies and mine function. `local` is an optional extra file
 # for site additions (not in git); `roles_test` is written and removed by
 # tests/lab/test_roles_cluster.py and bench/converge_bench.py (extra domains) only.
 base:
@@ -10,6 +11,7 @@ base:
     - secrets
     - storage
     - node
+    - ca
     - local
     - roles_test
     - ignore_missing: true

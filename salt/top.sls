@@ -6,6 +6,10 @@
 base:
   '*':
     - common.pillar
+  # the cluster CA first: the other nodes' certificates wait for it (common.tls)
+  'mailcluster:node:roles:master':
+    - match: pillar
+    - ca
   'mailcluster:node:roles:common':
     - match: pillar
     - common

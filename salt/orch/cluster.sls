@@ -1,5 +1,6 @@
-# Bring a bare cluster up in order: DB primary, DB replicas, DNS, storage, mail, HA, web,
-# then a full highstate everywhere. Targets are the roles pillar gives each node
+# Bring a bare cluster up in order: the cluster CA on the master (salt/ca), common everywhere
+# (each node's certificate is signed by that CA), DB primary, DB replicas, DNS, storage, mail,
+# HA, web, then a full highstate everywhere. Targets are the roles pillar gives each node
 # (mailcluster:node:roles, see pillar/node.sls). Safe to run again: every step is a state.
 #   salt-run state.orchestrate orch.cluster
 {%- set steps = [
@@ -25,6 +26,15 @@ orch-cluster-sync-salt-function:
     - require:
       - salt: orch-cluster-pillar-salt-function
 
+orch-cluster-ca-salt-state:
+  salt.state:
+    - tgt: 'mailcluster:node:roles:master'
+    - tgt_type: pillar
+    - sls: ca
+    - failhard: true
+    - require:
+      - salt: orch-cluster-sync-salt-function
+
 orch-cluster-common-salt-state:
   salt.state:
     - tgt: 'mailcluster:node:roles:common'
@@ -32,7 +42,7 @@ orch-cluster-common-salt-state:
     - sls: common
     - failhard: true
     - require:
-      - salt: orch-cluster-sync-salt-function
+      - salt: orch-cluster-ca-salt-state
 {%- set ns = namespace(prev="orch-cluster-common-salt-state") %}
 {%- for id, role, sls in steps %}
 

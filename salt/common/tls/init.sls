@@ -1,5 +1,10 @@
 {%- from "common/map.jinja" import mapdata as common with context %}
 {%- set cert = common.cluster.cert %}
+{#- the CA minion: the node with role master (salt/ca); node ids are the topology's names #}
+{%- set ca_server = (salt["mailcluster.nodes_with"]("master") or [none])[0] %}
+{#- A bare cluster applies everywhere at once: a node can get here before the master has made
+    the CA. The states that need it wait for it (retry: at most 30 x 10 s) instead of failing. #}
+{%- set wait = {"attempts": 30, "interval": 10, "until": true} %}
 
 include:
   - common.package
@@ -10,14 +15,24 @@ common-tls-dir-file-directory:
     - mode: "0755"
     - require:
       - sls: common.package
+{%- if not ca_server %}
 
-common-tls-ca-file-managed:
-  file.managed:
+common-tls-ca-test-fail-without-changes:
+  test.fail_without_changes:
+    - name: "mailcluster:nodes: no node has role master (the cluster CA, salt/ca)"
+{%- else %}
+
+{#- the CA certificate as the CA minion publishes it in the mine (pillar/ca.sls); a slot, so it
+    is read when the state runs (and again on each retry), not when the SLS renders #}
+common-tls-ca-x509-pem-managed:
+  x509.pem_managed:
     - name: {{ common.tls.ca }}
-    - contents: {{ common.cluster.ca.cert | json }}
+    - text: __slot__:salt:mine.get({{ ca_server }}, mailcluster_ca).{{ ca_server }}
     - mode: "0644"
+    - retry: {{ wait | json }}
     - require:
       - file: common-tls-dir-file-directory
+{%- endif %}
 {%- if cert.pem %}
 {#- a real certificate and key from pillar (mailcluster:secrets:tls:<node>) #}
 
@@ -38,8 +53,10 @@ common-tls-cert-file-managed:
     - mode: "0644"
     - require:
       - file: common-tls-key-file-managed
-{%- else %}
+{%- set cert_state = "file: common-tls-cert-file-managed" %}
+{%- elif ca_server %}
 
+{#- the key is made here and never leaves the node: the CA minion gets the public key only #}
 common-tls-key-x509-private-key-managed:
   x509.private_key_managed:
     - name: {{ common.tls.key }}
@@ -50,21 +67,33 @@ common-tls-key-x509-private-key-managed:
     - require:
       - file: common-tls-dir-file-directory
 
+{#- signed remotely by the CA minion under this node's own policy, which fixes the names
+    (CN, SANs: the role facts' cluster.cert) and extensions; re-issued only when it is due
+    (days_remaining) or the key, the CA or the policy changed #}
 common-tls-cert-x509-certificate-managed:
   x509.certificate_managed:
     - name: {{ common.tls.cert }}
-    - signing_private_key: {{ common.cluster.ca.key | json }}
-    - signing_cert: {{ common.cluster.ca.cert | json }}
+    - ca_server: {{ ca_server }}
+    - signing_policy: mailcluster-{{ grains["id"] }}
     - private_key: {{ common.tls.key }}
-    - CN: {{ cert.cn }}
-    - subjectAltName: {{ cert.san | json }}
-    - basicConstraints: critical, CA:FALSE
-    - keyUsage: critical, digitalSignature, keyEncipherment
-    - extendedKeyUsage: serverAuth, clientAuth
-    - days_valid: {{ common.tls.days_valid }}
     - days_remaining: {{ common.tls.days_remaining }}
     - mode: "0644"
+    - retry: {{ wait | json }}
     - require:
       - x509: common-tls-key-x509-private-key-managed
-      - file: common-tls-ca-file-managed
+      - x509: common-tls-ca-x509-pem-managed
+{%- set cert_state = "x509: common-tls-cert-x509-certificate-managed" %}
+{%- endif %}
+{%- if cert_state is defined %}
+
+{#- a renewed certificate reaches the TLS services that run on this node (those not running
+    yet start later with it) #}
+common-tls-services-cmd-run:
+  cmd.run:
+    - name: >-
+        for unit in postfix dovecot lighttpd; do
+        if systemctl -q is-active "$unit"; then systemctl reload-or-restart "$unit" || exit 1; fi;
+        done
+    - onchanges:
+      - {{ cert_state }}
 {%- endif %}
