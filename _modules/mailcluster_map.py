@@ -52,7 +52,12 @@ def _fqdn(mc, name):
 
 
 def _db_sources(mc, name):
-    """DB nodes a mail node reads from: its pillar choice or the nearest one, then the primary."""
+    """
+    Every DB node, in the order a mail node should read from them: its pillar choice (or one in
+    its own data centre, else the primary) first, then the others of its data centre, then the
+    primary, then the rest. All of them, so that a dead DB server (the primary included) only
+    costs a client the connect timeout before the next one answers.
+    """
     node = mc["nodes"][name]
     primary = _nodes_with("db_primary", mc)
     db_nodes = _nodes_with("db_replica", mc) + primary
@@ -61,8 +66,16 @@ def _db_sources(mc, name):
     else:
         near = [n for n in db_nodes if mc["nodes"][n].get("dc") == node.get("dc")]
         first = (near or primary)[0]
-    order = [first] + [n for n in primary if n != first]
-    return [mc["nodes"][n]["ip"] for n in order]
+
+    def rank(other):
+        return (
+            other != first,
+            mc["nodes"][other].get("dc") != node.get("dc"),
+            other not in primary,
+            other,
+        )
+
+    return [mc["nodes"][n]["ip"] for n in sorted(db_nodes, key=rank)]
 
 
 def _common_facts(mc, name):
@@ -85,7 +98,12 @@ def _common_facts(mc, name):
     tls = secrets.get("tls") or {}
     return {
         "hosts": hosts,
-        "nameservers": [nodes[n]["ip"] for n in dns_nodes],
+        # the DNS servers of the node's own data centre first: a lost site's server then costs
+        # the other site's lookups nothing (resolv.conf tries them in order, timeout:1 each)
+        "nameservers": [
+            nodes[n]["ip"]
+            for n in sorted(dns_nodes, key=lambda n: nodes[n].get("dc") != me.get("dc"))
+        ],
         "search": mc["cluster"]["domain"],
         "ca": {
             "cert": traverse_dict(secrets, "ca:cert"),

@@ -36,8 +36,23 @@ mail-postfix-config-sql-dir-file-directory:
     - mode: "0750"
     - require:
       - sls: mail.postfix.package
+
+# MariaDB client options of the maps (connect timeout); read by proxymap, not chrooted
+mail-postfix-config-sql-client-file-managed:
+  file.managed:
+    - name: {{ mail.postfix.sql_dir }}/client.cnf
+    - source: salt://mail/files/postfix-sql-client.cnf.jinja
+    - template: jinja
+    - user: root
+    - group: postfix
+    - mode: "0640"
+    - context:
+        mapdata: {{ mail | json }}
+    - require:
+      - file: mail-postfix-config-sql-dir-file-directory
 {%- for map in sql_maps %}
 
+# holds postfix's DB password: no diff in the state's output (nor in the job cache)
 mail-postfix-config-{{ map | replace("_", "-") }}-file-managed:
   file.managed:
     - name: {{ mail.postfix.sql_dir }}/{{ map }}.cf
@@ -46,6 +61,7 @@ mail-postfix-config-{{ map | replace("_", "-") }}-file-managed:
     - user: root
     - group: postfix
     - mode: "0640"
+    - show_changes: false
     - context:
         mapdata: {{ mail | json }}
         map: {{ map }}
@@ -60,6 +76,7 @@ mail-postfix-config-check-cmd-run:
     - name: postfix check
     - onchanges:
       - file: mail-postfix-config-main-cf-file-managed
+      - file: mail-postfix-config-sql-client-file-managed
       - file: mail-postfix-config-master-cf-file-managed
 {%- for map in sql_maps %}
       - file: mail-postfix-config-{{ map | replace("_", "-") }}-file-managed
