@@ -27,7 +27,8 @@ PILLAR_KEY = "mailcluster"
 #: role name in pillar -> the SLS it selects (empty: no states of its own)
 ROLE_SLS = {
     # every node: the minion watchdog (a deaf minion cannot be verified or repaired through)
-    "common": ["common", "selfheal.watchdog"],
+    # and the firewall (no node may go without one: it is not a role a node can forget)
+    "common": ["common", "selfheal.watchdog", "firewall"],
     "db_primary": ["db.primary"],
     "db_replica": ["db.replica"],
     "dns_primary": ["dns.primary"],
@@ -45,6 +46,7 @@ SLS_ORDER = [
     "ca",
     "common",
     "selfheal.watchdog",
+    "firewall",
     "db.primary",
     "db.replica",
     "dns.primary",

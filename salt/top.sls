@@ -14,6 +14,7 @@ base:
     - match: pillar
     - common
     - selfheal.watchdog
+    - firewall
   'mailcluster:node:roles:db_primary':
     - match: pillar
     - db.primary

@@ -17,7 +17,7 @@ from test_roles_support import NODES, REPO, run_node
 
 GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 
-BASE_TOP = ["common.pillar", "common", "selfheal.watchdog"]
+BASE_TOP = ["common.pillar", "common", "selfheal.watchdog", "firewall"]
 MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
     "salt": BASE_TOP,
