@@ -4,9 +4,11 @@ Mail cluster topology: the pillar model every other ``mailcluster*`` module buil
 Every decision the state tree makes from the site pillar lives in these modules rather than
 in Jinja. This one holds the model itself:
 
-- :py:func:`validate` checks the ``mailcluster`` pillar and names the offending key;
-  :py:func:`check` raises with those messages; :py:func:`top_sls` falls back to the pillar
-  check alone on invalid pillar.
+- :py:func:`validate` checks the whole pillar and names the offending key: first against the
+  declared schemas (``mailcluster_schema``: every ``salt://<role>/parameters/schema.yaml``),
+  then the relations across the topology that a schema cannot express (addresses used once,
+  roles, references, the secrets each role needs); :py:func:`check` raises with those
+  messages; :py:func:`top_sls` falls back to the pillar check alone on invalid pillar.
 - :py:func:`node_roles`, :py:func:`nodes_with` and :py:func:`dns_primary`: who has which role.
 
 The others call it through ``__salt__``: ``mailcluster_map`` (each role's map data),
@@ -41,6 +43,8 @@ ROLE_SLS = {
     "web": ["web"],
     # the cluster CA (salt/ca): first, the other nodes' certificates wait for it
     "master": ["ca"],
+    # backup sets (salt/backup): the target runs the job, store nodes and the DB primary serve it
+    "backup": ["backup"],
 }
 SLS_ORDER = [
     "ca",
@@ -57,6 +61,7 @@ SLS_ORDER = [
     "selfheal",
     "graphs",
     "web",
+    "backup",
 ]
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -66,7 +71,6 @@ NODE_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 #: secrets every cluster needs, by the role that needs them
 ROLE_SECRETS = {
-    "common": [("ca", "cert"), ("ca", "key")],
     "db_primary": [
         ("db", "replication"),
         ("db", "postfix"),
@@ -84,6 +88,7 @@ ROLE_SECRETS = {
         ("postfixadmin", "setup_password"),
         ("postfixadmin", "admin_password"),
     ],
+    "backup": [("backup", "rsync"), ("backup", "db")],
 }
 
 
@@ -104,64 +109,63 @@ def _node_id(node=None):
 
 # --------------------------------------------------------------------------- validation
 def _validate_nodes(mc, errors):
-    cluster = mc.get("cluster")
-    if not isinstance(cluster, dict):
-        errors.append(f"{PILLAR_KEY}:cluster: missing (needs domain and network)")
-        cluster = {}
-    domain = cluster.get("domain")
-    if not isinstance(domain, str) or not DOMAIN_RE.match(domain):
-        errors.append(f"{PILLAR_KEY}:cluster:domain: not a valid domain name: {domain!r}")
+    """Relations of the topology; the schema has checked the types already."""
+    cluster, nodes = mc["cluster"], mc["nodes"]
+    if not DOMAIN_RE.match(cluster["domain"]):
+        errors.append(
+            f"{PILLAR_KEY}:cluster:domain: not a valid domain name: {cluster['domain']!r}"
+        )
     try:
-        ipaddress.ip_network(cluster.get("network"), strict=False)
-    except (TypeError, ValueError):
-        errors.append(f"{PILLAR_KEY}:cluster:network: not a network: {cluster.get('network')!r}")
+        ipaddress.ip_network(cluster["network"], strict=False)
+    except ValueError:
+        errors.append(f"{PILLAR_KEY}:cluster:network: not a network: {cluster['network']!r}")
         return
-    dcs = mc.get("datacentres") or {}
-    nodes = mc.get("nodes")
-    if not isinstance(nodes, dict) or not nodes:
-        errors.append(f"{PILLAR_KEY}:nodes: missing or empty")
-        return
+    dcs = sorted(mc.get("datacentres") or {})
+    db_nodes = [n for n, d in nodes.items() if {"db_primary", "db_replica"} & set(d["roles"])]
     for name, node in nodes.items():
         key = f"{PILLAR_KEY}:nodes:{name}"
         if not NODE_RE.match(str(name)):
-            errors.append(f"{key}: not a valid node name")
-        if not isinstance(node, dict):
-            errors.append(f"{key}: must be a mapping")
-            continue
+            errors.append(f"{key}: not a valid node name (lower-case letters, digits, -)")
         try:
             net = ipaddress.ip_network(node.get("network") or cluster["network"], strict=False)
         except ValueError:
             errors.append(f"{key}:network: not a network: {node.get('network')!r}")
             continue
         for field in ("ip", "service_ip"):
-            if field not in node:
-                continue
-            try:
-                addr = ipaddress.ip_address(node[field])
-            except ValueError:
-                errors.append(f"{key}:{field}: not an IP address: {node[field]!r}")
-                continue
-            if addr not in net:
-                errors.append(f"{key}:{field}: {addr} is outside the node's network {net}")
-        if "ip" not in node:
-            errors.append(f"{key}:ip: missing")
-        roles = node.get("roles")
-        if not isinstance(roles, list) or not roles:
-            errors.append(f"{key}:roles: missing or not a list")
-            continue
+            if field in node:
+                _check_address(f"{key}:{field}", ipaddress.ip_address(node[field]), net, errors)
+        roles = node["roles"]
         for role in roles:
             if role not in ROLE_SLS:
                 errors.append(
                     f"{key}:roles: unknown role {role!r} (known: {', '.join(sorted(ROLE_SLS))})"
                 )
-        if "mail" in roles and "service_ip" not in node:
-            errors.append(f"{key}:service_ip: missing (required by role mail)")
+        for role in ("mail", "ha"):
+            if role in roles and "service_ip" not in node:
+                errors.append(f"{key}:service_ip: missing (required by role {role})")
         if "mail" in roles and "storage" not in roles:
             errors.append(f"{key}:roles: role mail needs role storage on the same node")
-        if node.get("dc") is not None and dcs and node["dc"] not in dcs:
-            errors.append(f"{key}:dc: unknown data centre {node['dc']!r}")
+        for one, other in (("db_primary", "db_replica"), ("dns_primary", "dns_secondary")):
+            if one in roles and other in roles:
+                errors.append(f"{key}:roles: roles {one} and {other} exclude each other")
+        if "dc" in node and node["dc"] not in dcs:
+            known = ", ".join(dcs) or "none declared under mailcluster:datacentres"
+            errors.append(f"{key}:dc: unknown data centre {node['dc']!r} (known: {known})")
         if "db" in node and node["db"] not in nodes:
             errors.append(f"{key}:db: unknown node {node['db']!r}")
+        elif "db" in node and node["db"] not in db_nodes:
+            errors.append(f"{key}:db: {node['db']!r} is not a DB node (db_primary or db_replica)")
+    _validate_role_counts(mc, errors)
+
+
+def _check_address(key, addr, net, errors):
+    if addr not in net:
+        errors.append(f"{key}: {addr} is outside the node's network {net}")
+    elif net.num_addresses > 2 and addr in (net.network_address, net.broadcast_address):
+        errors.append(f"{key}: {addr} is the network or broadcast address of {net}")
+
+
+def _validate_role_counts(mc, errors):
     with_role = {r: nodes_with(r, {PILLAR_KEY: mc}) for r in ROLE_SLS}
     for role in ("db_primary", "dns_primary"):
         if len(with_role[role]) > 1:
@@ -177,6 +181,72 @@ def _validate_nodes(mc, errors):
                 f"{PILLAR_KEY}:nodes:{name}:roles: role web must sit with db_primary "
                 "(Roundcube and Postfix Admin write to the local primary)"
             )
+    ids = {}
+    for name in with_role["db_primary"] + with_role["db_replica"]:
+        sid = mc["nodes"][name].get("db_server_id")
+        if sid is not None and sid in ids:
+            errors.append(
+                f"{PILLAR_KEY}:nodes:{name}:db_server_id: {sid} is already used by {ids[sid]}"
+            )
+        ids.setdefault(sid, name)
+
+
+def _validate_addresses(mc, storage_nodes, errors):
+    """Every address once: node IPs, then service IPs (a service IP equal to another node's IP
+    is the service IP's fault), then the storage interconnect (a node's own IP is fine)."""
+    used = {}
+
+    def claim(key, value, own=()):
+        addr = str(ipaddress.ip_address(value))
+        if addr in used and used[addr] not in own:
+            errors.append(f"{key}: {addr} is already used by {used[addr]}")
+        used.setdefault(addr, key)
+
+    nodes = mc["nodes"]
+    for field in ("ip", "service_ip"):
+        for name in sorted(nodes):
+            if field in nodes[name]:
+                claim(f"{PILLAR_KEY}:nodes:{name}:{field}", nodes[name][field])
+    for name in sorted(storage_nodes):
+        own = (f"{PILLAR_KEY}:nodes:{name}:ip",)
+        claim(f"storage:nodes:{name}:address", storage_nodes[name]["address"], own)
+
+
+def _validate_role_params(pillar, mc, errors):
+    """Role parameters against the topology, on their merged values (defaults included)."""
+    storage = __salt__["mailcluster_schema.merged"]("storage", pillar)
+    storage_nodes = storage.get("nodes") or {}
+    members = nodes_with("storage", {PILLAR_KEY: mc})
+    if members and storage["backend"] == "drbd_ocfs2":
+        if len(members) != 2:
+            errors.append(
+                f"{PILLAR_KEY}:nodes: storage backend drbd_ocfs2 needs exactly two nodes with "
+                f"role storage, has {members}"
+            )
+        for name in members:
+            if name not in storage_nodes:
+                errors.append(
+                    f"storage:nodes:{name}: missing (node {name} has role storage; drbd_ocfs2 "
+                    "needs its address and number)"
+                )
+        for field in ("initial_primary", "split_brain_victim"):
+            value = storage["drbd"].get(field)
+            if value and value not in storage_nodes:
+                errors.append(
+                    f"storage:drbd:{field}: {value!r} is not one of storage:nodes "
+                    f"({', '.join(sorted(storage_nodes))})"
+                )
+    for name in sorted(storage_nodes):
+        if name not in members:
+            errors.append(f"storage:nodes:{name}: not a node with role storage")
+    _validate_addresses(mc, storage_nodes, errors)
+    mail = nodes_with("mail", {PILLAR_KEY: mc})
+    for name in traverse_dict(pillar, "dns:withdrawn") or []:
+        if name not in mail:
+            errors.append(f"dns:withdrawn: {name!r} is not a node with role mail ({mail})")
+    for name in sorted(traverse_dict(mc, "secrets:tls") or {}):
+        if name not in mc["nodes"]:
+            errors.append(f"{PILLAR_KEY}:secrets:tls:{name}: not a node of mailcluster:nodes")
 
 
 def _validate_domains(mc, errors):
@@ -245,10 +315,20 @@ def _validate_secrets(mc, errors):
             errors.append(f"{PILLAR_KEY}:secrets:{':'.join(path)}: missing secret")
 
 
+def _schema_missing():
+    why = getattr(__salt__, "missing_fun_string", None)
+    reason = why("mailcluster_schema.validate") if why else "mailcluster_schema is not loaded"
+    if "jsonschema" not in reason:
+        reason += " (sync the modules: saltutil.sync_modules; it needs the jsonschema package)"
+    return reason
+
+
 def validate(pillar=None):
     """
-    Check the ``mailcluster`` pillar and return the list of problems, each starting with the
-    pillar key it concerns (empty list: the pillar is valid).
+    Check the pillar (the ``mailcluster`` key, every role's key, ``mailcluster:selfheal``)
+    and return the list of problems, each starting with the pillar key it concerns (empty
+    list: the pillar is valid). The declared schemas come first; the relations between keys
+    are checked once the types are right.
 
     CLI Example:
 
@@ -256,13 +336,19 @@ def validate(pillar=None):
 
         salt '*' mailcluster.validate
     """
+    pillar = __pillar__ if pillar is None else pillar
     mc = _cluster(pillar)
     if not mc:
         return [f"{PILLAR_KEY}: missing (no cluster topology in pillar)"]
-    errors = []
+    if "mailcluster_schema.validate" not in __salt__:
+        return [f"{PILLAR_KEY}: cannot check the pillar: {_schema_missing()}"]
+    errors = __salt__["mailcluster_schema.validate"](pillar)
+    if errors:
+        return errors
     _validate_nodes(mc, errors)
     _validate_domains(mc, errors)
     _validate_secrets(mc, errors)
+    _validate_role_params(pillar, mc, errors)
     return errors
 
 

@@ -15,7 +15,7 @@ mailcluster:
       algorithm: hmac-sha256
       secret: U5JZ1fz8cm8KFWUuBxx6b/wsocmTPfpckWe0JSnrvsc=
     roundcube:
-      des_key: lab-rc-deskey-0123456789ab
+      des_key: lab-rc-deskey-0123456789
     postfixadmin:
       setup_password: lab-setup-pw-8c1d
       admin_password: lab-admin-pw-5e2a

@@ -42,7 +42,8 @@ def minion_opts(tmp_path_factory, fake_bin):
             "extension_modules": str(root / "extmods"),
             "log_file": str(root / "minion.log"),
             "file_client": "local",
-            "file_roots": {"base": [str(root / "states")]},
+            # the repo's tree too: mailcluster.validate reads the roles' schema files from it
+            "file_roots": {"base": [str(root / "states"), str(REPO / "salt")]},
             "pillar_roots": {"base": [str(root / "pillar")]},
             # later entries are searched first: the fake cmd wins over core cmdmod
             "module_dirs": [str(REPO), FAKE_TREE],

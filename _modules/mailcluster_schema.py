@@ -1,0 +1,380 @@
+"""
+The declared pillar schemas of the mail cluster, and the relations between one role's
+parameters that JSON Schema cannot express.
+
+Every role describes its pillar key in ``salt://<role>/parameters/schema.yaml`` (JSON Schema
+draft 2020-12 written as YAML); a file may name another pillar key with ``x-pillar-key``
+(``common/parameters/schema-mailcluster.yaml`` describes ``mailcluster``,
+``selfheal/parameters/schema.yaml`` describes ``mailcluster:selfheal``). Every such file the
+file server holds is picked up: a new role needs no change here.
+
+- :py:func:`schemas`: the schema files found, by pillar key.
+- :py:func:`merged`: a key's values as the role sees them (defaults.yaml, lookup, pillar).
+- :py:func:`validate`: the problems of a pillar, each naming the full pillar key and what is
+  allowed. Secret values are never repeated in a message.
+
+``mailcluster.validate`` calls :py:func:`validate` and adds the relations across the topology.
+docs/pillar.md describes the schemas and how to add one.
+"""
+
+import copy
+import hashlib
+import json
+import re
+
+import salt.utils.dictupdate
+import salt.utils.yaml
+from salt.utils.data import traverse_dict
+
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:  # a minion without it refuses every pillar (mailcluster.validate)
+    HAS_JSONSCHEMA = False
+
+__virtualname__ = "mailcluster_schema"
+
+#: why the pillar cannot be checked on a minion without the library
+MISSING = (
+    "the Python package jsonschema is missing on this minion: install it into the Python that "
+    "runs salt-minion (Debian packages: apt install python3-jsonschema; Salt's onedir "
+    "packages: salt-pip install jsonschema; docs/pillar.md)"
+)
+
+SCHEMA_RE = re.compile(r"^([a-z][a-z0-9_]*)/parameters/schema(-[a-z0-9_]+)?\.yaml$")
+
+
+def __virtual__():
+    if not HAS_JSONSCHEMA:
+        return (False, MISSING)
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------- loading
+def _saltenv(saltenv):
+    return saltenv or __opts__.get("saltenv") or "base"
+
+
+def _files(saltenv):
+    """{relative path: text} of every schema and defaults file, read once per process."""
+    cache = __context__.setdefault("mailcluster_schema.files", {})
+    if saltenv not in cache:
+        paths = __salt__["cp.list_master"](saltenv=saltenv)
+        wanted = [
+            p
+            for p in paths
+            if SCHEMA_RE.match(p) or re.match(r"^[a-z][a-z0-9_]*/parameters/defaults\.yaml$", p)
+        ]
+        cache[saltenv] = {
+            p: __salt__["cp.get_file_str"](f"salt://{p}", saltenv=saltenv) for p in wanted
+        }
+    return cache[saltenv]
+
+
+def _load(saltenv):
+    """[{key, role, file, schema}] and a list of load problems (a broken schema file)."""
+    found, problems = [], []
+    for path, text in sorted(_files(saltenv).items()):
+        match = SCHEMA_RE.match(path)
+        if not match:
+            continue
+        try:
+            schema = salt.utils.yaml.safe_load(text or "")
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except Exception as exc:  # any parse or schema error: name the file, refuse the pillar
+            text = " ".join(line.strip() for line in str(exc).splitlines()[:4])
+            problems.append(f"salt://{path}: not a valid JSON Schema: {text}")
+            continue
+        key = schema.get("x-pillar-key") or match.group(1)
+        found.append({"key": key, "role": match.group(1), "file": path, "schema": schema})
+    return found, problems
+
+
+def schemas(saltenv=None):
+    """
+    The schema files the file server holds, by the pillar key each one describes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' mailcluster_schema.schemas
+    """
+    found, problems = _load(_saltenv(saltenv))
+    if problems:
+        return {"problems": problems, **{s["key"]: s["file"] for s in found}}
+    return {s["key"]: s["file"] for s in found}
+
+
+def _defaults(role, saltenv):
+    text = _files(saltenv).get(f"{role}/parameters/defaults.yaml")
+    return salt.utils.yaml.safe_load(text) if text else {}
+
+
+def merged(key, pillar=None, saltenv=None):
+    """
+    The values of pillar ``key`` as its role sees them: ``<role>/parameters/defaults.yaml``,
+    then ``<key>:lookup``, then ``<key>`` (``mailcluster:selfheal``: defaults, then pillar).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' mailcluster_schema.merged ha
+    """
+    pillar = __pillar__ if pillar is None else pillar
+    saltenv = _saltenv(saltenv)
+    role = next((s["role"] for s in _load(saltenv)[0] if s["key"] == key), key.split(":")[-1])
+    data = copy.deepcopy(_defaults(role, saltenv) or {})
+    own = copy.deepcopy(traverse_dict(pillar, key) or {})
+    if not isinstance(own, dict):
+        return data
+    lookup = own.pop("lookup", None) if ":" not in key else None
+    for layer in (lookup, own):
+        if isinstance(layer, dict):
+            data = salt.utils.dictupdate.merge(data, layer, merge_lists=False)
+    return data
+
+
+# --------------------------------------------------------------------------- messages
+def _hidden(path, schema):
+    return bool(schema.get("writeOnly")) or "secrets" in path
+
+
+def _what(err):
+    """What is allowed, in words, for the failing keyword of ``err``."""
+    schema, val = err.schema, err.validator_value
+    if isinstance(schema, dict) and schema.get("x-allowed"):
+        return f"must be {schema['x-allowed']}"
+    words = {
+        "type": lambda: "must be " + " or ".join(val if isinstance(val, list) else [val]),
+        "enum": lambda: "must be one of " + ", ".join(json.dumps(v) for v in val),
+        "const": lambda: f"must be {json.dumps(val)}",
+        "minimum": lambda: f"must be >= {val}",
+        "maximum": lambda: f"must be <= {val}",
+        "exclusiveMinimum": lambda: f"must be > {val}",
+        "exclusiveMaximum": lambda: f"must be < {val}",
+        "minLength": lambda: f"must be at least {val} characters long",
+        "maxLength": lambda: f"must be at most {val} characters long",
+        "minItems": lambda: f"must have at least {val} item(s)",
+        "minProperties": lambda: f"must have at least {val} entr(y/ies)",
+        "maxProperties": lambda: f"must have at most {val} entr(y/ies)",
+        "uniqueItems": lambda: "must not list an item twice",
+        "pattern": lambda: f"must match {val}",
+        "format": lambda: (
+            f"must be an {val} address" if val.startswith("ipv") else f"must be {val}"
+        ),
+        "not": lambda: "is not allowed here",
+    }
+    if err.validator in words:
+        return words[err.validator]()
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        return _what(jsonschema.exceptions.best_match(err.context))
+    return f"is not valid ({err.validator})"
+
+
+def _messages(err, root):
+    path = [*root, *(str(p) for p in err.absolute_path)]
+    key = ":".join(path)
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties":
+        props = schema.get("properties") or {}
+        extra = sorted(set(err.instance) - set(props))
+        allowed = ", ".join(props) or "none"
+        return [f"{key}:{name}: unknown key (allowed: {allowed})" for name in extra]
+    if err.validator == "required":
+        return [
+            f"{key}:{name}: missing" for name in err.validator_value if name not in err.instance
+        ]
+    if err.validator == "dependentRequired":
+        return [f"{key}: give {_pair(err)} together, or neither"]
+    if "propertyNames" in err.absolute_schema_path:
+        return [f"{key}:{err.instance}: not a valid key here ({_what(err)})"]
+    got = ""
+    if not _hidden(path, schema) and not isinstance(err.instance, dict | list):
+        got = f" (got {json.dumps(err.instance, default=str)})"
+    return [f"{key}: {_what(err)}{got}"]
+
+
+def _pair(err):
+    return " and ".join(sorted({k for k, v in err.validator_value.items() for k in [k, *v]}))
+
+
+def _schema_errors(pillar, found):
+    errors = []
+    for entry in found:
+        value = traverse_dict(pillar, entry["key"], default=_ABSENT)
+        if value is _ABSENT:
+            continue
+        validator = jsonschema.Draft202012Validator(
+            entry["schema"], format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        errs = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
+        for err in errs:
+            errors.extend(_messages(err, entry["key"].split(":")))
+    return errors
+
+
+_ABSENT = object()
+
+
+# --------------------------------------------------------------------------- relations
+def _seconds(value):
+    """A heartbeat duration (2, 0.5, '200ms', '2s') in seconds."""
+    text = str(value).strip()
+    if text.endswith("ms"):
+        return float(text[:-2]) / 1000
+    return float(text[:-1] if text.endswith("s") else text)
+
+
+def _where(pillar, key, name):
+    """The pillar key that sets ``name`` of ``key`` (its lookup if only that does)."""
+    own = traverse_dict(pillar, key) or {}
+    if isinstance(own, dict) and name not in own and name in (own.get("lookup") or {}):
+        return f"{key}:lookup:{name}"
+    return f"{key}:{name}"
+
+
+def _ha_relations(pillar, ha, errors):
+    t = {k: _seconds(ha[k]) for k in ("keepalive", "warntime", "deadtime", "initdead")}
+    at = {k: _where(pillar, "ha", k) for k in t}
+    if t["keepalive"] >= t["warntime"]:
+        errors.append(
+            f"{at['keepalive']}: must be below warntime "
+            f"({t['keepalive']:g} s >= {t['warntime']:g} s)"
+        )
+    if t["warntime"] >= t["deadtime"]:
+        errors.append(
+            f"{at['warntime']}: must be below deadtime ({t['warntime']:g} s >= {t['deadtime']:g} s)"
+        )
+    if t["initdead"] < 2 * t["deadtime"]:
+        errors.append(
+            f"{at['initdead']}: must be at least twice deadtime "
+            f"({t['initdead']:g} s < 2 x {t['deadtime']:g} s)"
+        )
+    return t["deadtime"]
+
+
+def _selfheal_relations(pillar, heal, deadtime, errors):
+    key = "mailcluster:selfheal"
+    if heal["witness_wait"] <= deadtime:
+        errors.append(
+            f"{key}:witness_wait: must be above ha:deadtime ({heal['witness_wait']:g} s <= "
+            f"{deadtime:g} s: the peer's heartbeat cannot report the node dead in time)"
+        )
+    dog = heal.get("watchdog") or {}
+    if dog.get("enabled", True):
+        if dog["deaf_after"] <= dog["touch_interval"]:
+            errors.append(
+                f"{key}:watchdog:deaf_after: must be above touch_interval "
+                f"({dog['deaf_after']} s <= {dog['touch_interval']} s: every minion looks deaf)"
+            )
+        if dog["check_interval"] >= dog["deaf_after"]:
+            errors.append(
+                f"{key}:watchdog:check_interval: must be below deaf_after "
+                f"({dog['check_interval']} s >= {dog['deaf_after']} s)"
+            )
+
+
+def _storage_relations(pillar, st, errors):
+    d, o = st["drbd"], st["ocfs2"]
+    timeouts = o["timeouts"]
+    noticed = d["ping_int"] + d["ping_timeout"] / 10
+    evict_half = timeouts["dead_threshold"] - 1  # half of o2cb's (threshold - 1) * 2 s
+    if st["backend"] == "drbd_ocfs2":
+        if noticed >= evict_half:
+            errors.append(
+                f"{_where(pillar, 'storage', 'drbd')}:ping_int: DRBD notices a dead peer after "
+                f"ping_int + ping_timeout/10 = {noticed:g} s; must be below half of o2cb's "
+                f"eviction time ((ocfs2:timeouts:dead_threshold - 1) x 2 s = {2 * evict_half} s) "
+                "or the survivor fences itself (salt/storage/pillar.example)"
+            )
+        if d["protocol"] != "C":
+            errors.append("storage:drbd:protocol: must be C with drbd_ocfs2 (dual primary)")
+        nodes = st.get("nodes") or {}
+        if o["slots"] < len(nodes):
+            errors.append(
+                f"storage:ocfs2:slots: must be at least the number of storage:nodes "
+                f"({o['slots']} < {len(nodes)})"
+            )
+    if timeouts["keepalive_delay_ms"] >= timeouts["idle_timeout_ms"]:
+        errors.append(
+            "storage:ocfs2:timeouts:keepalive_delay_ms: must be below idle_timeout_ms "
+            f"({timeouts['keepalive_delay_ms']} >= {timeouts['idle_timeout_ms']})"
+        )
+    _unique(st.get("nodes") or {}, "number", "storage:nodes", errors)
+    _unique(st.get("nodes") or {}, "address", "storage:nodes", errors)
+
+
+def _unique(nodes, field, key, errors):
+    seen = {}
+    for name in sorted(nodes):
+        value = (nodes[name] or {}).get(field)
+        if value in seen:
+            errors.append(f"{key}:{name}:{field}: {value} is already used by {seen[value]}")
+        seen.setdefault(value, f"{key}:{name}:{field}")
+
+
+def _dns_relations(dns, errors):
+    refresh, retry, expire = dns.get("refresh", 300), dns.get("retry", 60), dns.get("expire")
+    if retry >= refresh:
+        errors.append(f"dns:retry: must be below dns:refresh ({retry} >= {refresh})")
+    if expire is not None and expire <= refresh + retry:
+        errors.append(f"dns:expire: must be above refresh + retry ({expire} <= {refresh + retry})")
+
+
+def _common_relations(common, errors):
+    tls = common.get("tls") or {}
+    if tls.get("days_remaining", 0) >= tls.get("days_valid", 1):
+        errors.append(
+            f"common:tls:days_remaining: must be below days_valid "
+            f"({tls['days_remaining']} >= {tls['days_valid']}: renewed on every run)"
+        )
+
+
+def _relations(pillar, saltenv, errors):
+    """The relations between one role's parameters (and the self-healing timings against
+    heartbeat's), on the merged values: run once every schema passed, so types are right."""
+    try:
+        deadtime = _ha_relations(pillar, merged("ha", pillar, saltenv), errors)
+        heal = merged("mailcluster:selfheal", pillar, saltenv)
+        _selfheal_relations(pillar, heal, deadtime, errors)
+        _storage_relations(pillar, merged("storage", pillar, saltenv), errors)
+        _dns_relations(merged("dns", pillar, saltenv), errors)
+        _common_relations(merged("common", pillar, saltenv), errors)
+    except KeyError as exc:  # a defaults.yaml without the key: refuse rather than guess
+        errors.append(f"{exc.args[0]}: missing from its role's defaults.yaml (cannot check)")
+
+
+def validate(pillar=None, saltenv=None):
+    """
+    The problems of ``pillar`` (this minion's by default) against every declared schema and
+    the relations between one role's parameters, each starting with the full pillar key.
+    Empty list: valid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' mailcluster_schema.validate
+    """
+    pillar = __pillar__ if pillar is None else pillar
+    saltenv = _saltenv(saltenv)
+    digest = hashlib.sha256(
+        json.dumps(pillar, sort_keys=True, default=str).encode() + saltenv.encode()
+    ).hexdigest()
+    memo = __context__.setdefault("mailcluster_schema.results", {})
+    if digest in memo:
+        return list(memo[digest])
+    found, errors = _load(saltenv)
+    if not found:
+        errors.append(
+            "mailcluster: no pillar schema found (salt://*/parameters/schema.yaml on the file "
+            f"server, saltenv {saltenv})"
+        )
+    errors.extend(_schema_errors(pillar, found))
+    if found and not errors:
+        _relations(pillar, saltenv, errors)
+    memo[digest] = list(errors)
+    return errors
