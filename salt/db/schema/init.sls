@@ -14,8 +14,17 @@ db-schema-postfixadmin-debconf-set:
         '{{ pkg }}/mysql/method': {type: select, value: Unix socket}
         '{{ pkg }}/db/dbname': {type: string, value: {{ db.database }}}
         '{{ pkg }}/db/app-user': {type: string, value: postfixadmin@localhost}
-        '{{ pkg }}/mysql/app-pass': {type: password, value: {{ db.cluster.postfixadmin_password | json }}}
-        '{{ pkg }}/app-password-confirm': {type: password, value: {{ db.cluster.postfixadmin_password | json }}}
+    - prereq:
+      - pkg: db-schema-postfixadmin-pkg-installed
+
+# the DB password answers on debconf-set-selections' stdin: debconf.set prints an answer's
+# value in a test run's output ("New value: ..."), and an argument would be in the process list
+db-schema-postfixadmin-passwords-cmd-run:
+  cmd.run:
+    - name: debconf-set-selections
+    - stdin: |
+        {{ pkg }} {{ pkg }}/mysql/app-pass password {{ db.cluster.postfixadmin_password }}
+        {{ pkg }} {{ pkg }}/app-password-confirm password {{ db.cluster.postfixadmin_password }}
     - prereq:
       - pkg: db-schema-postfixadmin-pkg-installed
 

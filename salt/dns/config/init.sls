@@ -18,6 +18,7 @@ dns-config-options-file-managed:
       - sls: dns.package
 
 # the TSIG key for dynamic updates of the mail records (the failover reactor signs with it)
+# (a secret: no diff in the state's output, nor in the job cache)
 dns-config-tsig-key-file-managed:
   file.managed:
     - name: {{ dns.key_file }}

@@ -25,6 +25,7 @@ ha-config-haresources-file-managed:
     - require:
       - sls: ha.package
 
+# holds heartbeat's authkey: no diff in the state's output (nor in the job cache)
 ha-config-authkeys-file-managed:
   file.managed:
     - name: /etc/ha.d/authkeys

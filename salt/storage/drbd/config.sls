@@ -5,6 +5,7 @@
 include:
   - storage.package
 
+# may hold the DRBD shared-secret (storage:drbd:shared_secret): no diff in the state's output
 storage-drbd-config-resource-initial-file-managed:
   file.managed:
     - name: {{ storage.drbd.config_dir }}/{{ storage.drbd.resource }}.res
@@ -12,6 +13,7 @@ storage-drbd-config-resource-initial-file-managed:
     - template: jinja
     - replace: false
     - mode: '0600'
+    - show_changes: false
     - check_cmd: drbdadm dump all -c
     - context:
         storage: {{ storage | json }}

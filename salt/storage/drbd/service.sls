@@ -53,12 +53,14 @@ storage-drbd-service-resource-drbd-synced:
       - drbd: storage-drbd-service-resource-drbd-up
       - sls: storage.drbd.split_brain
 
+# may hold the DRBD shared-secret (storage:drbd:shared_secret): no diff in the state's output
 storage-drbd-service-resource-file-managed:
   file.managed:
     - name: {{ d.config_dir }}/{{ d.resource }}.res
     - source: salt://storage/files/drbd-resource.res.jinja
     - template: jinja
     - mode: '0600'
+    - show_changes: false
     - check_cmd: drbdadm dump all -c
     - context:
         storage: {{ storage | json }}

@@ -4,6 +4,7 @@ include:
   - web.package
   - common.tls
 
+# holds Roundcube's des_key: no diff in the state's output (nor in the job cache)
 web-config-roundcube-file-managed:
   file.managed:
     - name: /etc/roundcube/config.inc.php
@@ -12,12 +13,15 @@ web-config-roundcube-file-managed:
     - user: root
     - group: www-data
     - mode: "0640"
+    - show_changes: false
     - check_cmd: php -l
     - context:
         mapdata: {{ web | json }}
     - require:
       - sls: web.package
 
+# holds the hash of Postfix Admin's setup password (a crypt hash can be cracked offline):
+# no diff in the state's output either
 web-config-postfixadmin-file-managed:
   file.managed:
     - name: /etc/postfixadmin/config.local.php
@@ -26,6 +30,7 @@ web-config-postfixadmin-file-managed:
     - user: root
     - group: www-data
     - mode: "0640"
+    - show_changes: false
     - check_cmd: php -l
     - context:
         mapdata: {{ web | json }}
@@ -67,12 +72,21 @@ web-config-lighttpd-check-cmd-run:
       - file: web-config-lighttpd-tls-file-symlink
       - file: web-config-lighttpd-postfixadmin-file-symlink
 
+# postfixadmin-cli takes the password only as an argument, which the process list, the
+# minion's log ("Executing command ...") and the job cache would show. php runs the CLI from a
+# script it reads on stdin instead, the password inside it (base64: no quoting to get wrong);
+# no state output or log line carries a command's stdin.
+{%- set admin_pw = "base64_decode('" ~ (web.cluster.admin_password | base64_encode) ~ "')" %}
 web-config-postfixadmin-admin-cmd-run:
   cmd.run:
-    - name: >-
-        postfixadmin-cli admin add {{ web.cluster.admin }}
-        --password '{{ web.cluster.admin_password }}' --password2 '{{ web.cluster.admin_password }}'
-        --superadmin 1 --active 1
+    - name: php -d display_errors=stderr
+    - stdin: |
+        <?php
+        $pw = {{ admin_pw }};
+        $argv = ['postfixadmin-cli.php', 'admin', 'add', '{{ web.cluster.admin }}',
+                 '--password', $pw, '--password2', $pw, '--superadmin', '1', '--active', '1'];
+        $argc = count($argv);
+        require '/usr/share/postfixadmin/scripts/postfixadmin-cli.php';
     - unless: >-
         mysql -N -e "SELECT 1 FROM {{ web.postfixadmin.database }}.admin
         WHERE username='{{ web.cluster.admin }}'" | grep -qx 1

@@ -17,12 +17,21 @@ web-package-roundcube-debconf-set:
         'roundcube/dbconfig-install': {type: boolean, value: true}
         'roundcube/database-type': {type: select, value: mysql}
         'roundcube/mysql/method': {type: select, value: Unix socket}
-        'roundcube/mysql/app-pass': {type: password, value: {{ web.cluster.db.roundcube | json }}}
-        'roundcube/app-password-confirm': {type: password, value: {{ web.cluster.db.roundcube | json }}}
         'roundcube/reconfigure-webserver': {type: multiselect, value: lighttpd}
         'roundcube/restart-webserver': {type: boolean, value: false}
         'roundcube/hosts': {type: string, value: 'tls://{{ web.cluster.mail_host }}:{{ rc.imap_port }}'}
         'roundcube/language': {type: select, value: {{ rc.language }}}
+    - prereq:
+      - pkg: web-package-apps-pkg-installed
+
+# the DB password answers on debconf-set-selections' stdin: debconf.set prints an answer's
+# value in a test run's output ("New value: ..."), and an argument would be in the process list
+web-package-roundcube-passwords-cmd-run:
+  cmd.run:
+    - name: debconf-set-selections
+    - stdin: |
+        roundcube-core roundcube/mysql/app-pass password {{ web.cluster.db.roundcube }}
+        roundcube-core roundcube/app-password-confirm password {{ web.cluster.db.roundcube }}
     - prereq:
       - pkg: web-package-apps-pkg-installed
 

@@ -18,6 +18,7 @@ mail-dovecot-config-dovecot-conf-file-managed:
       - sls: common.tls
       - sls: mail.dovecot.package
 
+# holds dovecot's DB password: no diff in the state's output (nor in the job cache)
 mail-dovecot-config-sql-file-managed:
   file.managed:
     - name: /etc/dovecot/dovecot-sql.conf.ext
@@ -26,6 +27,7 @@ mail-dovecot-config-sql-file-managed:
     - user: root
     - group: dovecot
     - mode: "0640"
+    - show_changes: false
     - context:
         mapdata: {{ mail | json }}
     - require:
