@@ -244,6 +244,11 @@ def _validate_role_params(pillar, mc, errors):
     for name in traverse_dict(pillar, "dns:withdrawn") or []:
         if name not in mail:
             errors.append(f"dns:withdrawn: {name!r} is not a node with role mail ({mail})")
+    keeper = traverse_dict(mc, "selfheal:partition_keeper")
+    if keeper and keeper not in nodes_with("ha", {PILLAR_KEY: mc}):
+        errors.append(
+            f"{PILLAR_KEY}:selfheal:partition_keeper: {keeper!r} is not a node with role ha"
+        )
     for name in sorted(traverse_dict(mc, "secrets:tls") or {}):
         if name not in mc["nodes"]:
             errors.append(f"{PILLAR_KEY}:secrets:tls:{name}: not a node of mailcluster:nodes")
@@ -316,11 +321,14 @@ def _validate_secrets(mc, errors):
 
 
 def _schema_missing():
-    why = getattr(__salt__, "missing_fun_string", None)
-    reason = why("mailcluster_schema.validate") if why else "mailcluster_schema is not loaded"
-    if "jsonschema" not in reason:
-        reason += " (sync the modules: saltutil.sync_modules; it needs the jsonschema package)"
-    return reason
+    reason = (getattr(__salt__, "missing_modules", None) or {}).get("mailcluster_schema")
+    if reason and "jsonschema" in str(reason):
+        return str(reason)
+    return (
+        f"module mailcluster_schema not loaded ({reason or 'not synced?'}); it needs the Python "
+        "package jsonschema where salt-minion runs (apt install python3-jsonschema, or "
+        "salt-pip install jsonschema), then saltutil.sync_modules"
+    )
 
 
 def validate(pillar=None):
@@ -342,14 +350,14 @@ def validate(pillar=None):
         return [f"{PILLAR_KEY}: missing (no cluster topology in pillar)"]
     if "mailcluster_schema.validate" not in __salt__:
         return [f"{PILLAR_KEY}: cannot check the pillar: {_schema_missing()}"]
-    errors = __salt__["mailcluster_schema.validate"](pillar)
+    errors = __salt__["mailcluster_schema.validate"](pillar, relations=False)
     if errors:
         return errors
     _validate_nodes(mc, errors)
     _validate_domains(mc, errors)
     _validate_secrets(mc, errors)
     _validate_role_params(pillar, mc, errors)
-    return errors
+    return errors + __salt__["mailcluster_schema.relations"](pillar)
 
 
 def check(pillar=None):

@@ -74,6 +74,13 @@ def _files(saltenv):
 
 def _load(saltenv):
     """[{key, role, file, schema}] and a list of load problems (a broken schema file)."""
+    cache = __context__.setdefault("mailcluster_schema.parsed", {})
+    if saltenv not in cache:
+        cache[saltenv] = _parse(saltenv)
+    return cache[saltenv]
+
+
+def _parse(saltenv):
     found, problems = [], []
     for path, text in sorted(_files(saltenv).items()):
         match = SCHEMA_RE.match(path)
@@ -108,8 +115,11 @@ def schemas(saltenv=None):
 
 
 def _defaults(role, saltenv):
-    text = _files(saltenv).get(f"{role}/parameters/defaults.yaml")
-    return salt.utils.yaml.safe_load(text) if text else {}
+    cache = __context__.setdefault("mailcluster_schema.defaults", {})
+    if (saltenv, role) not in cache:
+        text = _files(saltenv).get(f"{role}/parameters/defaults.yaml")
+        cache[(saltenv, role)] = salt.utils.yaml.safe_load(text) if text else {}
+    return cache[(saltenv, role)]
 
 
 def merged(key, pillar=None, saltenv=None):
@@ -347,11 +357,28 @@ def _relations(pillar, saltenv, errors):
         errors.append(f"{exc.args[0]}: missing from its role's defaults.yaml (cannot check)")
 
 
-def validate(pillar=None, saltenv=None):
+def relations(pillar=None, saltenv=None):
     """
-    The problems of ``pillar`` (this minion's by default) against every declared schema and
-    the relations between one role's parameters, each starting with the full pillar key.
-    Empty list: valid.
+    The problems between one role's parameters (heartbeat's timings, the self-healing ones
+    against heartbeat's, DRBD's against o2cb's, ...), on their merged values. Only meaningful
+    on a pillar that passed :py:func:`validate` with ``relations=False``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' mailcluster_schema.relations
+    """
+    errors = []
+    _relations(__pillar__ if pillar is None else pillar, _saltenv(saltenv), errors)
+    return errors
+
+
+def validate(pillar=None, saltenv=None, relations=True):
+    """
+    The problems of ``pillar`` (this minion's by default) against every declared schema and,
+    when the schemas pass and ``relations`` is true, between one role's parameters, each
+    starting with the full pillar key. Empty list: valid.
 
     CLI Example:
 
@@ -362,19 +389,20 @@ def validate(pillar=None, saltenv=None):
     pillar = __pillar__ if pillar is None else pillar
     saltenv = _saltenv(saltenv)
     digest = hashlib.sha256(
-        json.dumps(pillar, sort_keys=True, default=str).encode() + saltenv.encode()
+        json.dumps([pillar, saltenv, bool(relations)], sort_keys=True, default=str).encode()
     ).hexdigest()
     memo = __context__.setdefault("mailcluster_schema.results", {})
     if digest in memo:
         return list(memo[digest])
-    found, errors = _load(saltenv)
+    found, problems = _load(saltenv)
+    errors = list(problems)
     if not found:
         errors.append(
             "mailcluster: no pillar schema found (salt://*/parameters/schema.yaml on the file "
             f"server, saltenv {saltenv})"
         )
     errors.extend(_schema_errors(pillar, found))
-    if found and not errors:
+    if found and not errors and relations:
         _relations(pillar, saltenv, errors)
     memo[digest] = list(errors)
     return errors
