@@ -245,7 +245,7 @@ def _validate_role_params(pillar, mc, errors):
         if name not in mail:
             errors.append(f"dns:withdrawn: {name!r} is not a node with role mail ({mail})")
     keeper = traverse_dict(mc, "selfheal:partition_keeper")
-    if keeper and keeper not in nodes_with("ha", {PILLAR_KEY: mc}):
+    if isinstance(keeper, str) and keeper not in nodes_with("ha", {PILLAR_KEY: mc}):
         errors.append(
             f"{PILLAR_KEY}:selfheal:partition_keeper: {keeper!r} is not a node with role ha"
         )
@@ -350,14 +350,21 @@ def validate(pillar=None):
         return [f"{PILLAR_KEY}: missing (no cluster topology in pillar)"]
     if "mailcluster_schema.validate" not in __salt__:
         return [f"{PILLAR_KEY}: cannot check the pillar: {_schema_missing()}"]
-    errors = __salt__["mailcluster_schema.validate"](pillar, relations=False)
-    if errors:
-        return errors
-    _validate_nodes(mc, errors)
-    _validate_domains(mc, errors)
-    _validate_secrets(mc, errors)
-    _validate_role_params(pillar, mc, errors)
-    return errors + __salt__["mailcluster_schema.relations"](pillar)
+    types = __salt__["mailcluster_schema.validate"](pillar, relations=False)
+    errors = __salt__["mailcluster_schema.validate"](pillar)
+    # the topology's relations read these keys: only once their types are right
+    if not any(_concerns(e, key) for e in types for key in (PILLAR_KEY, "storage", "dns")):
+        _validate_nodes(mc, errors)
+        _validate_domains(mc, errors)
+        _validate_secrets(mc, errors)
+        _validate_role_params(pillar, mc, errors)
+    return errors
+
+
+def _concerns(error, key):
+    """Whether ``error`` is about pillar ``key`` (``mailcluster:selfheal`` aside: own schema)."""
+    path = error.split(": ")[0].split(":")
+    return path[0] == key and path[:2] != [PILLAR_KEY, "selfheal"]
 
 
 def check(pillar=None):

@@ -212,7 +212,8 @@ def _pair(err):
 
 
 def _schema_errors(pillar, found):
-    errors = []
+    """The messages, and the pillar keys whose schema failed."""
+    errors, failed = [], set()
     for entry in found:
         value = traverse_dict(pillar, entry["key"], default=_ABSENT)
         if value is _ABSENT:
@@ -223,7 +224,9 @@ def _schema_errors(pillar, found):
         errs = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
         for err in errs:
             errors.extend(_messages(err, entry["key"].split(":")))
-    return errors
+        if errs:
+            failed.add(entry["key"])
+    return errors, failed
 
 
 _ABSENT = object()
@@ -343,42 +346,31 @@ def _common_relations(common, errors):
         )
 
 
-def _relations(pillar, saltenv, errors):
+def _relations(pillar, saltenv, errors, failed=frozenset()):
     """The relations between one role's parameters (and the self-healing timings against
-    heartbeat's), on the merged values: run once every schema passed, so types are right."""
+    heartbeat's), on the merged values, for the keys whose schema passed (types are right)."""
     try:
-        deadtime = _ha_relations(pillar, merged("ha", pillar, saltenv), errors)
-        heal = merged("mailcluster:selfheal", pillar, saltenv)
-        _selfheal_relations(pillar, heal, deadtime, errors)
-        _storage_relations(pillar, merged("storage", pillar, saltenv), errors)
-        _dns_relations(merged("dns", pillar, saltenv), errors)
-        _common_relations(merged("common", pillar, saltenv), errors)
+        deadtime = None
+        if "ha" not in failed:
+            deadtime = _ha_relations(pillar, merged("ha", pillar, saltenv), errors)
+        if "mailcluster:selfheal" not in failed and deadtime is not None:
+            heal = merged("mailcluster:selfheal", pillar, saltenv)
+            _selfheal_relations(pillar, heal, deadtime, errors)
+        if "storage" not in failed:
+            _storage_relations(pillar, merged("storage", pillar, saltenv), errors)
+        if "dns" not in failed:
+            _dns_relations(merged("dns", pillar, saltenv), errors)
+        if "common" not in failed:
+            _common_relations(merged("common", pillar, saltenv), errors)
     except KeyError as exc:  # a defaults.yaml without the key: refuse rather than guess
         errors.append(f"{exc.args[0]}: missing from its role's defaults.yaml (cannot check)")
-
-
-def relations(pillar=None, saltenv=None):
-    """
-    The problems between one role's parameters (heartbeat's timings, the self-healing ones
-    against heartbeat's, DRBD's against o2cb's, ...), on their merged values. Only meaningful
-    on a pillar that passed :py:func:`validate` with ``relations=False``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' mailcluster_schema.relations
-    """
-    errors = []
-    _relations(__pillar__ if pillar is None else pillar, _saltenv(saltenv), errors)
-    return errors
 
 
 def validate(pillar=None, saltenv=None, relations=True):
     """
     The problems of ``pillar`` (this minion's by default) against every declared schema and,
-    when the schemas pass and ``relations`` is true, between one role's parameters, each
-    starting with the full pillar key. Empty list: valid.
+    if ``relations`` is true, between one role's parameters (for the keys whose schema
+    passed), each starting with the full pillar key. Empty list: valid.
 
     CLI Example:
 
@@ -401,8 +393,9 @@ def validate(pillar=None, saltenv=None, relations=True):
             "mailcluster: no pillar schema found (salt://*/parameters/schema.yaml on the file "
             f"server, saltenv {saltenv})"
         )
-    errors.extend(_schema_errors(pillar, found))
-    if found and not errors and relations:
-        _relations(pillar, saltenv, errors)
+    schema_errors, failed = _schema_errors(pillar, found)
+    errors.extend(schema_errors)
+    if found and not problems and relations:
+        _relations(pillar, saltenv, errors, failed)
     memo[digest] = list(errors)
     return errors

@@ -170,6 +170,14 @@ BAD = {
         "mailcluster:nodes:mx1:service_ip: 192.168.7.1 is outside the node's network",
     ),
     # ---- timings that cannot work
+    # a bad type in one key does not hide the relations of the others
+    "two-faults": (
+        "ha: {deadtime: -1}\nmailcluster: {nodes: {mx1: {service_ip: 10.88.0.21}}}",
+        (
+            "ha:deadtime: must be a positive duration",
+            "mailcluster:nodes:mx1:service_ip: 10.88.0.21 is already used by",
+        ),
+    ),
     "warntime-not-below-deadtime": (
         "ha: {warntime: 2, deadtime: 2}",
         "ha:warntime: must be below deadtime (2 s >= 2 s)",
@@ -373,9 +381,10 @@ def bad_results(tmp_path_factory, lab_pillar_items):
 
 @pytest.mark.parametrize("case", sorted({**BAD, **BAD_STORAGE}))
 def test_bad_value_names_the_key(bad_results, case):
-    message = {**BAD, **BAD_STORAGE}[case][1]
+    messages = {**BAD, **BAD_STORAGE}[case][1]
     pillar, errors = bad_results[case]
-    assert any(message in e for e in errors), errors
+    for message in [messages] if isinstance(messages, str) else messages:
+        assert any(message in e for e in errors), errors
     # every message starts with a pillar key path
     assert all(e.split(": ")[0].split(":")[0] in pillar for e in errors), errors
     # no secret value is ever repeated (the bad ones included)
