@@ -26,6 +26,7 @@ of their own, reached through ``__salt__`` (the runner loader itself):
 - ``mcheal_witness``: the witnesses of a loss, a returning node's health;
 - ``mcheal_dns``: the roles' desired records, AXFR, signed UPDATEs, serial waits;
 - ``mcheal_primary``: the DNS primary's grain, a secondary's promotion, the restore;
+- ``mcheal_partition``: the master's arbitration of a partitioned pair, and its end;
 - ``mcheal_audit``: the ``mailcluster/failover/<node>/<what>`` events.
 
 A node is declared lost only when both witnesses agree: (1) the master gets no answer to
@@ -210,6 +211,8 @@ def _evaluate(
             mode = "presence" if trigger == "presence" and claim == "lost" else trigger
             lost, reason, witnesses = __salt__["mcheal_witness.verify_lost"](ctx, node, mode=mode)
             timing["verify"] = round(time.time() - t0, 3)
+            if not lost and __salt__["mcheal_partition.suspected"](witnesses):
+                return __salt__["mcheal_partition.arbitrate"](ctx, node, base, witnesses)
             if not lost:
                 fire = not quiet or claim == "lost"
                 return refuse(node, base, reason, "failover", witnesses, fire=fire)
@@ -330,7 +333,8 @@ def reconcile(**kwargs):
     # fresh pillar: a cached one may still name a zone that is gone (a removed domain whose
     # zone BIND still serves), whose records the failovers no longer touch
     ctx = _context(fresh=True)
-    out = []
+    # a node standing by since a partition of the pair gets heartbeat back once the link is
+    out = list(__salt__["mcheal_partition.heal"](ctx))
     if ctx.acting and ctx.settings.get("enabled", True):
         restored = __salt__["mcheal_primary.restore"](ctx)
         if restored:

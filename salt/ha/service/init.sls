@@ -3,6 +3,18 @@
 include:
   - ha.config
 
+{%- if grains.get("mailcluster_ha_standby") %}
+
+# The master stopped heartbeat here to settle a partition of the pair (docs/selfheal.md): the
+# peer serves both service IPs until the link is back, when the master clears the grain and
+# starts heartbeat. A highstate meanwhile must not start it (each address would be twice).
+ha-service-heartbeat-service-dead:
+  service.dead:
+    - name: {{ ha.service }}
+    - require:
+      - sls: ha.config
+{%- else %}
+
 # Debian's heartbeat unit has no reload: a changed ha.cf/haresources/authkeys restarts it
 # (the peer holds this node's service IP meanwhile; auto_failback brings it back)
 ha-service-heartbeat-service-running:
@@ -20,3 +32,4 @@ ha-service-heartbeat-heartbeat-running:
     - timeout: 30
     - require:
       - service: ha-service-heartbeat-service-running
+{%- endif %}

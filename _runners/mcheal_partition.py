@@ -1,0 +1,156 @@
+# ruff: noqa: F821  (Salt injects __salt__ into loader modules)
+"""
+Building blocks of :py:mod:`mailcluster_failover` (the self-healing runner): the master
+arbitrates a partition of the heartbeat pair.
+
+A partition is a mail node that answers the master while heartbeat on its peer calls it dead:
+both nodes are alive, the link between them is cut, and heartbeat on each side has taken the
+other's service IP, so the network has each address twice. The master settles it:
+
+- :py:func:`arbitrate`: one node of the pair (``partition_keeper``, default the first in
+  pillar order) keeps serving; on the other, grain ``mailcluster_ha_standby`` is set (so a
+  highstate keeps its heartbeat stopped) and heartbeat is stopped, which releases every
+  address it held. The keeper's heartbeat already holds both addresses; ``_ensure_ip`` of the
+  runner checks. Each address is then on one node only, and DNS needs no change (both
+  addresses are served).
+- :py:func:`heal`: from the periodic reconcile, while a node stands by: once the keeper
+  reaches it again (``partition_heal_checks`` pings in a row), the grain goes and heartbeat
+  starts on it. It joins as a fresh node, not as the other half of a partition (which makes
+  heartbeat 3 restart both sides and leaves neither address anywhere for 10-15 s), and
+  ``auto_failback`` hands its address back from the keeper.
+"""
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "mcheal_partition"
+
+#: grain set on the node that stands by while the pair is partitioned (salt/ha/service)
+STANDBY_GRAIN = "mailcluster_ha_standby"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _call(*args, **kwargs):
+    return __salt__["mcheal_ctx.call"](*args, **kwargs)
+
+
+def suspected(witnesses):
+    """A partition: the master reached the node that heartbeat on its peer calls dead."""
+    master = (witnesses or {}).get("master") or {}
+    peer = (witnesses or {}).get("peer") or {}
+    return bool(master.get("answered")) and "dead" in (peer.get("status") or {}).values()
+
+
+def standing_by():
+    """``{node: record}`` of the nodes that stand by after an arbitration (state file)."""
+    state = __salt__["mcheal_store.load"]()
+    return {
+        n: rec["standby"]
+        for n, rec in state.items()
+        if isinstance(rec, dict) and rec.get("standby")
+    }
+
+
+def keeper(ctx, pair):
+    """The node that keeps serving both addresses: pillar ``partition_keeper`` if it is one of
+    the pair, else the first of the pair in sorted order (the same answer on every run)."""
+    wanted = ctx.settings.get("partition_keeper")
+    return wanted if wanted in pair else sorted(pair)[0]
+
+
+def arbitrate(ctx, node, base, witnesses):
+    """
+    Building block of mailcluster_failover: settle a partition that ``node``'s loss report
+    revealed. Returns the run's report (``result``: ``arbitrated``, ``noop`` or ``refused``).
+    """
+    refuse = __salt__["mcheal_audit.refuse"]
+    peers = ctx.peers(node)
+    if len(peers) != 1:
+        return refuse(node, base, f"partition of {node}: no single heartbeat peer", "arbitrate")
+    pair = sorted([node, peers[0]])
+    # both nodes' beacons report the other: one arbitration per pair at a time
+    with __salt__["mcheal_store.lock"]("_partition", ctx.settings["lock_timeout"]) as locked:
+        if not locked:
+            return refuse(node, base, "another run holds the partition lock", "arbitrate")
+        return _arbitrate_pair(ctx, node, base, witnesses, pair)
+
+
+def _arbitrate_pair(ctx, node, base, witnesses, pair):
+    refuse, fire = __salt__["mcheal_audit.refuse"], __salt__["mcheal_audit.fire"]
+    standby = next(n for n in pair if n != keeper(ctx, pair))
+    already = standing_by()
+    if standby in already:
+        return {"node": node, "result": "noop", "reason": f"{standby} stands by already"}
+    if not ctx.settings.get("enabled", True):
+        reason = f"auto-remediation disabled; would stop heartbeat on {standby} (partition)"
+        return refuse(node, base, reason, "arbitrate", witnesses)
+    t0 = time.time()
+    steps = {}
+    answered, ret, ok = _call(standby, "grains.setval", [STANDBY_GRAIN, "partition"], timeout=5)
+    steps["grain"] = ret if answered else "no answer"
+    answered, ret, ok = _call(standby, "service.stop", ["heartbeat"], timeout=20)
+    steps["stop_heartbeat"] = ret if answered else "no answer"
+    if not (answered and ok and ret is True):
+        return refuse(node, base, f"could not stop heartbeat on {standby}: {ret}", "arbitrate")
+    record = {"since": t0, "keeper": keeper(ctx, pair), "reported": node}
+    __salt__["mcheal_store.update"](standby, standby=record)
+    payload = {
+        "keeper": record["keeper"],
+        "standby": standby,
+        "witnesses": witnesses,
+        "steps": steps,
+        "timing": dict(base.get("timing") or {}, arbitrate=round(time.time() - t0, 3)),
+    }
+    fire(standby, "partition", payload)
+    log.warning("mailcluster_failover: pair partitioned; %s keeps both addresses", record["keeper"])
+    return {"node": node, "result": "arbitrated", **payload}
+
+
+def _link_back(ctx, keeper_node, standby):
+    """The keeper reaches the standby node again on its node address (heartbeat's path)."""
+    ip = (ctx.nodes.get(standby) or {}).get("ip")
+    checks = int(ctx.settings.get("partition_heal_checks") or 2)
+    for _ in range(checks):
+        answered, ret, ok = _call(
+            keeper_node,
+            "network.ping",
+            [ip],
+            timeout=4,
+            kwarg={"return_boolean": True, "timeout": 1},
+        )
+        if not (answered and ok and ret is True):
+            return False
+    return True
+
+
+def heal(ctx):
+    """
+    Building block of mailcluster_failover: for each node standing by, start heartbeat again
+    once the keeper reaches it. Returns the reports of what it did (empty: nothing).
+    """
+    out = []
+    for standby, record in sorted(standing_by().items()):
+        if not _link_back(ctx, record.get("keeper"), standby):
+            continue
+        steps = {}
+        answered, ret, _ = _call(standby, "grains.delkey", [STANDBY_GRAIN], timeout=5)
+        steps["grain"] = ret if answered else "no answer"
+        answered, ret, ok = _call(standby, "service.start", ["heartbeat"], timeout=30)
+        steps["start_heartbeat"] = ret if answered else "no answer"
+        if not (answered and ok and ret is True):
+            out.append({"node": standby, "result": "refused", "reason": f"heartbeat: {ret}"})
+            continue
+        __salt__["mcheal_store.update"](standby, standby=None)
+        payload = {
+            "keeper": record.get("keeper"),
+            "steps": steps,
+            "partitioned_s": round(time.time() - record["since"], 1),
+        }
+        __salt__["mcheal_audit.fire"](standby, "partition-healed", payload)
+        out.append({"node": standby, "result": "healed", **payload})
+    return out
