@@ -40,14 +40,16 @@ def _call(*args, **kwargs):
 
 
 def suspected(witnesses):
-    """A partition: the master reached the node that heartbeat on its peer calls dead."""
+    """Building block of mailcluster_failover: a partition, i.e. the master reached the node
+    that heartbeat on its peer calls dead."""
     master = (witnesses or {}).get("master") or {}
     peer = (witnesses or {}).get("peer") or {}
     return bool(master.get("answered")) and "dead" in (peer.get("status") or {}).values()
 
 
 def standing_by():
-    """``{node: record}`` of the nodes that stand by after an arbitration (state file)."""
+    """Building block of mailcluster_failover: ``{node: record}`` of the nodes that stand by
+    after an arbitration (state file)."""
     state = __salt__["mcheal_store.load"]()
     return {
         n: rec["standby"]
@@ -57,8 +59,9 @@ def standing_by():
 
 
 def keeper(ctx, pair):
-    """The node that keeps serving both addresses: pillar ``partition_keeper`` if it is one of
-    the pair, else the first of the pair in sorted order (the same answer on every run)."""
+    """Building block of mailcluster_failover: the node that keeps serving both addresses:
+    pillar ``partition_keeper`` if it is one of the pair, else the first of the pair in sorted
+    order (the same answer on every run)."""
     wanted = ctx.settings.get("partition_keeper")
     return wanted if wanted in pair else sorted(pair)[0]
 

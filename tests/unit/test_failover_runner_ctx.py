@@ -74,3 +74,30 @@ def test_a_zone_the_primary_does_not_answer_for_is_not_waited_on(runners, lab_pi
     assert time.monotonic() - t0 < 3
     assert report["serials"] == {}
     assert report["complete"] is True
+
+
+# --------------------------------------------------------------------------- partitions
+def test_a_partition_is_an_answering_node_its_peer_calls_dead(tmp_path):
+    """What verify_lost's witnesses look like in the three cases (lab runs, issue 12.3)."""
+    suspected = runner_loader(tmp_path)["mcheal_partition.suspected"]
+    cut = {"master": {"answered": True}, "peer": {"status": {"mx1": "dead"}}}
+    dead = {"master": {"answered": False}, "peer": {"status": {"mx1": "dead"}}}
+    fine = {"master": {"answered": True}, "peer": {"status": {"mx1": "active"}}}
+    assert suspected(cut) is True
+    assert suspected(dead) is False
+    assert suspected(fine) is False
+    assert suspected({}) is False
+
+
+def test_the_partition_keeper_is_stable_and_from_pillar(tmp_path):
+    keeper = runner_loader(tmp_path)["mcheal_partition.keeper"]
+
+    class Ctx:
+        settings = {"partition_keeper": None}
+
+    assert keeper(Ctx, ["mx2", "mx1"]) == "mx1"
+    Ctx.settings = {"partition_keeper": "mx2"}
+    assert keeper(Ctx, ["mx1", "mx2"]) == "mx2"
+    # a name that is not one of the pair falls back to the stable default
+    Ctx.settings = {"partition_keeper": "ns1"}
+    assert keeper(Ctx, ["mx1", "mx2"]) == "mx1"
