@@ -3,7 +3,8 @@ States for the mail cluster's pillar-driven data; the work is done by the execut
 ``mailcluster`` (pillar check), ``mailcluster_dns`` (zones) and ``mailcluster_db`` (rows,
 replication).
 
-- ``pillar_valid``: the ``mailcluster`` pillar is valid (``mailcluster.validate``).
+- ``pillar_valid``: the pillar is valid (``mailcluster.validate``: the declared schemas of
+  every role's key and the relations between keys, docs/pillar.md).
 - ``zones_synced``: zone files on the DNS primary match pillar (serial bumped only on change).
 - ``domains_synced``: Postfix Admin's domain/mailbox/alias rows match pillar.
 - ``replica_running``: this MariaDB replicates from the primary with GTID.
@@ -42,8 +43,9 @@ def _ret(name):
 
 def pillar_valid(name):
     """
-    The ``mailcluster`` pillar is valid; otherwise fail, naming every bad key. Run it first
-    with ``failhard`` so that nothing changes on a node whose pillar is bad.
+    The pillar is valid (``mailcluster`` and every role's key, against their declared schemas,
+    and the relations between keys); otherwise fail, naming every bad key and what is allowed.
+    Run it first with ``failhard`` so that nothing changes on a node whose pillar is bad.
 
     .. code-block:: yaml
 
