@@ -19,6 +19,9 @@ mailcluster:
     postfixadmin:
       setup_password: lab-setup-pw-8c1d
       admin_password: lab-admin-pw-5e2a
+    backup:
+      rsync: lab-rsync-6d0b3e91c27a   # rsync daemons' user mcbackup (backup role)
+      db: lab-backup-db-a41f7c0e59   # SQL user mcbackup, read-only, from the target
     mailboxes:
       alice@example.test: alice-lab-pw
       bob@example.test: bob-lab-pw

@@ -12,6 +12,7 @@ base:
     - storage
     - node
     - ca
+    - backup
     - local
     - roles_test
     - ignore_missing: true

@@ -13,21 +13,21 @@ mailcluster:
   nodes:
     salt:
       ip: 10.88.0.2
-      roles: [common, master]
+      roles: [common, master, backup]
     mx1:
       ip: 10.88.0.11
       service_ip: 10.88.0.111
       dc: dc1
-      roles: [common, storage, mail, ha, graphs]
+      roles: [common, storage, mail, ha, graphs, backup]
     mx2:
       ip: 10.88.0.12
       service_ip: 10.88.0.112
       dc: dc2
-      roles: [common, storage, mail, ha, graphs]
+      roles: [common, storage, mail, ha, graphs, backup]
     ns1:
       ip: 10.88.0.21
       dc: dc1
-      roles: [common, db_primary, dns_primary, web]
+      roles: [common, db_primary, dns_primary, web, backup]
     ns2:
       ip: 10.88.0.22
       dc: dc2

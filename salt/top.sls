@@ -43,3 +43,6 @@ base:
   'mailcluster:node:roles:web':
     - match: pillar
     - web
+  'mailcluster:node:roles:backup':
+    - match: pillar
+    - backup

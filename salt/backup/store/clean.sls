@@ -1,0 +1,2 @@
+include:
+  - backup.rsyncd.clean

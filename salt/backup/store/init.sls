@@ -1,0 +1,4 @@
+# backup.store (a store node): the rsync daemon serves the shared store read-only to the job.
+include:
+  - storage
+  - backup.rsyncd
