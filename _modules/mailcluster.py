@@ -266,6 +266,9 @@ def _validate_domains(mc, errors):
         if not isinstance(dom, str) or not DOMAIN_RE.match(dom):
             errors.append(f"{key}: not a valid domain name")
             continue
+        if dom == (mc.get("cluster") or {}).get("domain"):
+            errors.append(f"{key}: is mailcluster:cluster:domain, whose zone holds the node names")
+            continue
         conf = conf or {}
         if not isinstance(conf, dict):
             errors.append(f"{key}: must be a mapping")

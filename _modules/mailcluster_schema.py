@@ -311,6 +311,8 @@ def _storage_relations(pillar, st, errors):
                 f"storage:ocfs2:slots: must be at least the number of storage:nodes "
                 f"({o['slots']} < {len(nodes)})"
             )
+    if st["backend"] == "drbd_ocfs2" and d["port"] == o["port"]:
+        errors.append(f"storage:drbd:port: must differ from storage:ocfs2:port ({o['port']})")
     if timeouts["keepalive_delay_ms"] >= timeouts["idle_timeout_ms"]:
         errors.append(
             "storage:ocfs2:timeouts:keepalive_delay_ms: must be below idle_timeout_ms "
@@ -346,6 +348,33 @@ def _common_relations(common, errors):
         )
 
 
+#: dovecot scheme of the hashes each Postfix Admin `encrypt` setting writes
+PFA_SCHEMES = {
+    "php_crypt:SHA512": "SHA512-CRYPT",
+    "php_crypt:SHA256": "SHA256-CRYPT",
+    "php_crypt:BLOWFISH": "BLF-CRYPT",
+    "dovecot:SHA512-CRYPT": "SHA512-CRYPT",
+}
+
+
+def _mail_relations(mail, storage, web, errors):
+    vmail = mail["vmail"]
+    mount = vmail.get("store_mount")
+    if mount and mount != storage["mount_point"]:
+        errors.append(
+            f"mail:vmail:store_mount: must be storage:mount_point ({storage['mount_point']}) or "
+            f"'' (the guard waits for {mount}, which the storage role never mounts)"
+        )
+    if mount and not (vmail["maildirs"] + "/").startswith(mount.rstrip("/") + "/"):
+        errors.append(f"mail:vmail:maildirs: must lie below mail:vmail:store_mount ({mount})")
+    want = PFA_SCHEMES.get(web["postfixadmin"]["encrypt"])
+    if want and want != mail["dovecot"]["pass_scheme"]:
+        errors.append(
+            f"mail:dovecot:pass_scheme: must be {want} to read the hashes web:postfixadmin:encrypt "
+            f"({web['postfixadmin']['encrypt']}) writes"
+        )
+
+
 def _relations(pillar, saltenv, errors, failed=frozenset()):
     """The relations between one role's parameters (and the self-healing timings against
     heartbeat's), on the merged values, for the keys whose schema passed (types are right)."""
@@ -360,6 +389,9 @@ def _relations(pillar, saltenv, errors, failed=frozenset()):
             _storage_relations(pillar, merged("storage", pillar, saltenv), errors)
         if "dns" not in failed:
             _dns_relations(merged("dns", pillar, saltenv), errors)
+        if not {"mail", "storage", "web"} & failed:
+            args = (merged(k, pillar, saltenv) for k in ("mail", "storage", "web"))
+            _mail_relations(*args, errors)
         if "common" not in failed:
             _common_relations(merged("common", pillar, saltenv), errors)
     except KeyError as exc:  # a defaults.yaml without the key: refuse rather than guess
