@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 import pytest
 from _roles_helpers import LOCAL_PILLAR
@@ -42,9 +43,22 @@ def owners_hold_their_addresses(lab) -> dict[str, set[str]]:
     return held
 
 
+def wait_idle(lab, timeout: float = 900) -> None:
+    """No state run on any node (one still running would answer our apply with "The function
+    state.apply is running as PID ...", not with its result)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = {n: r for n, r in lab.salt_json("*", "state.running", timeout=120).items() if r}
+        if not running:
+            return
+        assert time.monotonic() < deadline, f"state runs still going: {running}"
+        time.sleep(5)
+
+
 def test_bad_pillar_is_refused_and_the_corrected_one_converges(lab):
     LOCAL_PILLAR.unlink(missing_ok=True)
     lab.salt("*", "saltutil.sync_all", timeout=300)
+    wait_idle(lab)
     before = owners_hold_their_addresses(lab)
     try:
         LOCAL_PILLAR.write_text(BAD)
@@ -67,6 +81,7 @@ def test_bad_pillar_is_refused_and_the_corrected_one_converges(lab):
         assert {n: addresses(lab, n) for n in before} == before
     finally:
         LOCAL_PILLAR.unlink(missing_ok=True)
+    wait_idle(lab)
     ret, seconds = apply_all(lab)
     failed, _changed = summarize(ret)
     assert not failed, "\n".join(failed)
