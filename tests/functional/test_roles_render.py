@@ -20,14 +20,15 @@ GOLDEN = REPO / "tests" / "lab" / "golden" / "mapdata"
 BASE_TOP = ["common.pillar", "common", "selfheal.watchdog", "firewall"]
 MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
-    "salt": BASE_TOP,
+    # the CA first on the master (salt/ca): the other nodes' certificates wait for it
+    "salt": ["common.pillar", "ca", *BASE_TOP[1:]],
     "mx1": MAIL_TOP,
     "mx2": MAIL_TOP,
     "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web"],
     "ns2": [*BASE_TOP, "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {
-    "salt": ["common"],
+    "salt": ["common", "ca"],
     "mx1": ["common", "mail", "ha", "graphs"],
     "mx2": ["common", "mail", "ha", "graphs"],
     "ns1": ["common", "db", "dns", "web"],
@@ -151,7 +152,8 @@ def test_orchestration_renders(tmp_path):
         tmp_path, "salt", [["slsutil.renderer", str(REPO / "salt" / "orch" / "cluster.sls")]]
     )
     order = [k for k in rendered if k.endswith("-salt-state")]
-    assert order[:4] == [
+    assert order[:5] == [
+        "orch-cluster-ca-salt-state",
         "orch-cluster-common-salt-state",
         "orch-cluster-db-primary-salt-state",
         "orch-cluster-db-replica-salt-state",

@@ -9,6 +9,7 @@ ca-authority-dir-file-directory:
     - user: root
     - group: root
     - mode: "0700"
+    - makedirs: true
 {%- if own.get("key") or own.get("cert") %}
 {%- if not (own.get("key") and own.get("cert")) %}
 

@@ -20,18 +20,6 @@ common-tls-dir-file-directory:
 common-tls-ca-test-fail-without-changes:
   test.fail_without_changes:
     - name: "mailcluster:nodes: no node has role master (the cluster CA, salt/ca)"
-{%- else %}
-
-{#- the CA certificate as the CA minion publishes it in the mine (pillar/ca.sls); a slot, so it
-    is read when the state runs (and again on each retry), not when the SLS renders #}
-common-tls-ca-x509-pem-managed:
-  x509.pem_managed:
-    - name: {{ common.tls.ca }}
-    - text: __slot__:salt:mine.get({{ ca_server }}, mailcluster_ca).{{ ca_server }}
-    - mode: "0644"
-    - retry: {{ wait | json }}
-    - require:
-      - file: common-tls-dir-file-directory
 {%- endif %}
 {%- if cert.pem %}
 {#- a real certificate and key from pillar (mailcluster:secrets:tls:<node>) #}
@@ -81,8 +69,32 @@ common-tls-cert-x509-certificate-managed:
     - retry: {{ wait | json }}
     - require:
       - x509: common-tls-key-x509-private-key-managed
-      - x509: common-tls-ca-x509-pem-managed
 {%- set cert_state = "x509: common-tls-cert-x509-certificate-managed" %}
+{%- endif %}
+{%- if ca_server %}
+
+{#- the CA certificate as the CA minion publishes it in the mine (pillar/ca.sls); a slot, so it
+    is read when the state runs (and again on each retry), not when the SLS renders. After the
+    node's certificate: once that is signed the CA exists and the master has published it. #}
+common-tls-ca-x509-pem-managed:
+  x509.pem_managed:
+    - name: {{ common.tls.ca }}
+    - text: __slot__:salt:mine.get({{ ca_server }}, mailcluster_ca).{{ ca_server }}
+    - mode: "0644"
+    - retry: {{ wait | json }}
+    - require:
+      - {{ cert_state if cert_state is defined else "file: common-tls-dir-file-directory" }}
+{%- endif %}
+{%- if cert_state is defined and not cert.pem %}
+
+{#- the node's certificate chains to the CA file the services trust; a mine value older than
+    the CA (a CA made again while the mine still held the old one) fails here, by name #}
+common-tls-ca-verify-cmd-run:
+  cmd.run:
+    - name: openssl verify -CAfile {{ common.tls.ca }} {{ common.tls.cert }}
+    - unless: openssl verify -CAfile {{ common.tls.ca }} {{ common.tls.cert }}
+    - require:
+      - x509: common-tls-ca-x509-pem-managed
 {%- endif %}
 {%- if cert_state is defined %}
 
