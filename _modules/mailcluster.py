@@ -229,6 +229,8 @@ def _validate_role_params(pillar, mc, errors):
                     f"storage:nodes:{name}: missing (node {name} has role storage; drbd_ocfs2 "
                     "needs its address and number)"
                 )
+            elif "number" not in storage_nodes[name]:
+                errors.append(f"storage:nodes:{name}:number: missing (drbd_ocfs2: o2cb's number)")
         for field in ("initial_primary", "split_brain_victim"):
             value = storage["drbd"].get(field)
             if value and value not in storage_nodes:

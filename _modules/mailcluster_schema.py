@@ -326,6 +326,8 @@ def _unique(nodes, field, key, errors):
     seen = {}
     for name in sorted(nodes):
         value = (nodes[name] or {}).get(field)
+        if value is None:
+            continue
         if value in seen:
             errors.append(f"{key}:{name}:{field}: {value} is already used by {seen[value]}")
         seen.setdefault(value, f"{key}:{name}:{field}")

@@ -331,6 +331,10 @@ BAD_STORAGE = {
         "storage:nodes:ns1: not a node with role storage",
     ),
     "drbd-port-vs-o2cb": ("storage: {drbd: {port: 7777}}", "storage:drbd:port: must differ"),
+    "drbd-number-missing": (
+        "storage: {nodes: {mx2: {address: 10.99.0.12, number: null}}}",
+        "storage:nodes:mx2:number: must be integer",
+    ),
     "drbd-slots": ("storage: {ocfs2: {slots: 1}}", "storage:ocfs2:slots: must be at least"),
 }
 
