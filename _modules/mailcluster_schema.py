@@ -414,12 +414,23 @@ def validate(pillar=None, saltenv=None, relations=True):
     """
     pillar = __pillar__ if pillar is None else pillar
     saltenv = _saltenv(saltenv)
+    # one highstate checks the same pillar many times (every role's map): once is enough
     digest = hashlib.sha256(
-        json.dumps([pillar, saltenv, bool(relations)], sort_keys=True, default=str).encode()
+        json.dumps([pillar, saltenv], sort_keys=True, default=str).encode()
     ).hexdigest()
     memo = __context__.setdefault("mailcluster_schema.results", {})
-    if digest in memo:
-        return list(memo[digest])
+    if digest not in memo:
+        memo[digest] = {"schema": _check_schemas(pillar, saltenv)}
+    entry = memo[digest]
+    errors, failed, ok = entry["schema"]
+    if relations and ok and "relations" not in entry:
+        entry["relations"] = []
+        _relations(pillar, saltenv, entry["relations"], failed)
+    return list(errors) + (list(entry.get("relations", [])) if relations else [])
+
+
+def _check_schemas(pillar, saltenv):
+    """(messages, keys whose schema failed, whether relations can be checked)."""
     found, problems = _load(saltenv)
     errors = list(problems)
     if not found:
@@ -428,8 +439,4 @@ def validate(pillar=None, saltenv=None, relations=True):
             f"server, saltenv {saltenv})"
         )
     schema_errors, failed = _schema_errors(pillar, found)
-    errors.extend(schema_errors)
-    if found and not problems and relations:
-        _relations(pillar, saltenv, errors, failed)
-    memo[digest] = list(errors)
-    return errors
+    return errors + schema_errors, failed, bool(found) and not problems
