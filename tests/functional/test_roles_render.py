@@ -21,10 +21,10 @@ BASE_TOP = ["common.pillar", "common", "selfheal.watchdog", "firewall"]
 MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
     # the CA first on the master (salt/ca): the other nodes' certificates wait for it
-    "salt": ["common.pillar", "ca", *BASE_TOP[1:]],
-    "mx1": MAIL_TOP,
-    "mx2": MAIL_TOP,
-    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web"],
+    "salt": ["common.pillar", "ca", *BASE_TOP[1:], "backup"],
+    "mx1": [*MAIL_TOP, "backup"],
+    "mx2": [*MAIL_TOP, "backup"],
+    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web", "backup"],
     "ns2": [*BASE_TOP, "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {

@@ -277,10 +277,19 @@ def cmd_restore_db(conf, args):
         if not dumps:
             raise Failure(f"set {name} holds no database dump")
         for dump in dumps:
+            # decompressed through a pipe (a gzip file object's fileno() is the raw file)
+            proc = subprocess.Popen(
+                ["mariadb"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             with gzip.open(os.path.join(tmp, dump), "rb") as fh:
-                proc = subprocess.run(["mariadb"], stdin=fh, capture_output=True, check=False)
-            if proc.returncode != 0:
-                raise Failure(f"loading {dump}: {proc.stderr.decode(errors='replace').strip()}")
+                shutil.copyfileobj(fh, proc.stdin)
+            proc.stdin.close()
+            err = proc.stderr.read().decode(errors="replace").strip()
+            if proc.wait() != 0:
+                raise Failure(f"loading {dump}: {err}")
             log(f"loaded {dump} of set {name}")
     print(json.dumps({"set": name, "databases": [d[: -len(".sql.gz")] for d in dumps]}))
 
