@@ -168,3 +168,71 @@ def test_own_policy_overrides_asked_names(lab, converged_from_bare):
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert f"ns1.{DOMAIN}" not in sans.get_values_for_type(x509.DNSName)
     assert f"mx1.{DOMAIN}" in sans.get_values_for_type(x509.DNSName)
+
+
+def _own_ca() -> tuple[str, str]:
+    """A site's CA, made here as a site would bring it."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "site own CA (lab test)")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def test_own_ca_from_pillar_replaces_the_made_one(lab, converged_from_bare):
+    """mailcluster:secrets:ca given: the master installs it, nodes are re-signed by it and serve
+    certificates that verify against it. Afterwards the lab gets a CA of its own again."""
+    import yaml
+    from _roles_helpers import LOCAL_PILLAR
+
+    cert_pem, key_pem = _own_ca()
+    LOCAL_PILLAR.write_text(
+        yaml.safe_dump({"mailcluster": {"secrets": {"ca": {"cert": cert_pem, "key": key_pem}}}})
+    )
+    try:
+        _ok(lab.salt("*", "saltutil.refresh_pillar", "wait=True"))
+        data = lab.salt_json("salt", "state.apply", "ca")
+        assert all(r["result"] for r in data["salt"].values()), data
+        assert _ok(lab.run("salt", "cat", f"{CA_DIR}/ca.crt")).strip() == cert_pem.strip()
+        data = lab.salt_json("mx1", "state.apply", "common.tls")
+        failed, changed = _failed_and_changed(data)
+        assert failed == []
+        assert any("common-tls-cert-x509-certificate-managed" in k for _, k in changed)
+        assert _ok(lab.run("mx1", "cat", "/etc/ssl/mailcluster/ca.crt")).strip() == cert_pem.strip()
+        ctx = ssl.create_default_context(cadata=cert_pem)
+        cert = _served_cert(lab, "mx1", 993, False, ctx)
+        assert ("DNS", f"mx1.{DOMAIN}") in cert["subjectAltName"]
+    finally:
+        LOCAL_PILLAR.unlink(missing_ok=True)
+        _ok(lab.salt("*", "saltutil.refresh_pillar", "wait=True"))
+        _ok(lab.run("salt", "rm", "-rf", CA_DIR))
+        lab.salt("salt", "state.apply", "ca")
+        failed, _ = _failed_and_changed(_apply(lab))
+        assert failed == []
+    assert _ok(lab.run("salt", "cat", f"{CA_DIR}/ca.crt")).strip() != cert_pem.strip()
