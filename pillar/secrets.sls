@@ -1,6 +1,9 @@
 # Secrets of the lab cluster. LAB VALUES ONLY: replace every value for a real site (and keep
 # this file out of the repository there, e.g. in a separate pillar root or an encrypted renderer).
 # Keys are documented in pillar.example.
+# No `ca` here: the master makes the cluster CA at first apply and keeps its key (salt/ca,
+# /etc/pki/mailcluster/ca.key). A site's own CA goes under secrets:ca (cert and key,
+# pillar.example), best encrypted with the gpg renderer.
 mailcluster:
   secrets:
     db:
@@ -27,6 +30,3 @@ mailcluster:
       bob@example.test: bob-lab-pw
       carol@example.test: carol-lab-pw
       dave@sales.test: dave-lab-pw
-    # no `ca` here: the master makes the cluster CA at first apply and keeps its key
-    # (salt/ca, /etc/pki/mailcluster/ca.key). A site's own CA goes under secrets:ca (cert and
-    # key, pillar.example), best encrypted with the gpg renderer.
