@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from _roles_helpers import PASSWORDS, imap_subjects, send_mail, tls_context, wait_for
+from _roles_helpers import PASSWORDS, http_get, imap_subjects, send_mail, tls_context, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -103,8 +103,13 @@ def test_every_db_server_is_listed_nearest_first(lab):
 
 def test_primary_mariadb_stopped(lab, primary_db):
     _check(_measure(lab), "healthy")
+    url = f"https://{lab.ip(primary_db)}/postfixadmin/login.php"
+    assert http_get(url)[0] == 200
     assert lab.run(primary_db, "systemctl", "stop", "mariadb").returncode == 0
     _check(_measure(lab), "primary MariaDB stopped")
+    # Postfix Admin says that changes wait for the primary, instead of a PHP error
+    status, body = http_get(url)
+    assert status == 503 and "database primary is not reachable" in body, (status, body[:400])
 
 
 def test_primary_cut_off(lab, primary_db):
