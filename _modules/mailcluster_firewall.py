@@ -172,7 +172,8 @@ def open_ports(mapdata=None, node=None):
             raise CommandExecutionError(f"{where}:proto: tcp, udp or both; got {proto!r}")
         src = entry.get("from", "cluster")
         addrs = _source(src, mapdata, where)
-        nets = None if addrs is None else _networks(addrs, f"{where}:from")
+        at = "firewall:admin_networks" if src == "admin" else f"{where}:from"
+        nets = None if addrs is None else _networks(addrs, at)
         if nets and all(_everywhere(nets, v) for v in (4, 6)):
             nets = None  # both families from anywhere: one rule, no address match
         out.append(
