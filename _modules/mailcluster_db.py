@@ -4,7 +4,8 @@ password hashes they hold, and MariaDB GTID replication.
 
 - :py:func:`db_sync` keeps Postfix Admin's ``domain``, ``mailbox`` and ``alias`` rows in step
   with pillar in one transaction (the state ``mailcluster.domains_synced``).
-- :py:func:`password_hash` and :py:func:`stable_hash` make SHA512-CRYPT hashes.
+- :py:func:`password_hash` and :py:func:`stable_hash` make SHA512-CRYPT hashes,
+  :py:func:`native_password_hash` MariaDB's hash of an SQL user's password.
 - :py:func:`replica_status` and :py:func:`replica_configure` drive GTID replication (the state
   ``mailcluster.replica_running``).
 
@@ -94,6 +95,22 @@ def stable_hash(password):
     digest = hashlib.sha256(f"mailcluster:{password}".encode()).digest()
     salt_text = "".join(alphabet[b % 64] for b in digest[:16])
     return crypt.crypt(password, f"$6${salt_text}$")
+
+
+def native_password_hash(password):
+    """
+    MariaDB's ``mysql_native_password`` hash of ``password`` (what ``PASSWORD()`` returns):
+    the SQL users are made and reset with it (``mysql_user.present``'s ``password_hash``), so
+    the statements MariaDB writes to its binary log, and replicates, carry no plaintext.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call mailcluster_db.native_password_hash secret
+    """
+    inner = hashlib.sha1(password.encode()).digest()  # SHA1 twice: MariaDB's own scheme
+    return "*" + hashlib.sha1(inner).hexdigest().upper()
 
 
 def _password_ok(password, stored, pw_cache):

@@ -1,14 +1,17 @@
 """Runs inside a lab node (Debian's python3, standard library only) for test_secrets_hidden.py.
 
-It never receives a secret: it only samples, reads and appends, and hands the raw bytes back to
-the test (base64 in JSON on stdout), which does the matching on the host.
+It gets secrets only on stdin (scramble), never as an argument; what it reads it hands back to
+the test as raw bytes (base64 in JSON on stdout), which does the matching on the host.
 
     sample OUT STOP INTERVAL MAXSECS   every INTERVAL s, each new command line (what
                                        `ps -eo args` shows: /proc/PID/cmdline) -> OUT,
                                        until STOP exists or MAXSECS; detaches at once
-    offsets                            {path: size} of the regular files under /var/log
+    offsets                            {path: size} of the regular files under /var/log and
+                                       of MariaDB's binary and relay logs
     read PATH...                       {path: content} of the files that exist
-    append MARK PATH...                appends a comment line "# MARK" to each file
+    scramble MARK PATH...              on stdin a JSON list of strings: each one in each file
+                                       is replaced by MARK (a diff of the file's next rewrite
+                                       then holds the line with the real value)
     collect SINCE SAMPLES              on stdin the offsets JSON; prints the bytes the logs
                                        got after it, the journal since SINCE (epoch s), the
                                        master's job cache files changed since then, SAMPLES
@@ -22,6 +25,8 @@ import sys
 import time
 
 LOG_DIR = "/var/log"
+#: MariaDB's binary and relay logs: the SQL statements it replicates, user changes included
+SQL_LOG_DIR = "/var/lib/mysql"
 JOB_DIRS = ("/var/cache/salt/master/jobs", "/var/cache/salt/master/mailcluster_failover")
 
 
@@ -77,8 +82,22 @@ def _files(top):
                 yield path
 
 
+def _sql_logs():
+    if not os.path.isdir(SQL_LOG_DIR):
+        return
+    for name in sorted(os.listdir(SQL_LOG_DIR)):
+        stem, _, ext = name.rpartition(".")
+        if ext.isdigit() and (stem.endswith("-bin") or stem.endswith("relay-bin")):
+            yield os.path.join(SQL_LOG_DIR, name)
+
+
+def _logs():
+    yield from _files(LOG_DIR)
+    yield from _sql_logs()
+
+
 def offsets():
-    return {p: os.path.getsize(p) for p in _files(LOG_DIR)}
+    return {p: os.path.getsize(p) for p in _logs()}
 
 
 def read(paths):
@@ -92,16 +111,24 @@ def read(paths):
     return out
 
 
-def append(mark, paths):
+def scramble(mark, paths, values):
+    done = []
     for path in paths:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"\n# {mark}\n")
-    return sorted(paths)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        new = data
+        for value in values:
+            new = new.replace(value.encode(), mark.encode())
+        if new != data:
+            with open(path, "wb") as fh:
+                fh.write(new)
+            done.append(path)
+    return sorted(done)
 
 
 def collect(since, samples, before):
     logs = {}
-    for path in _files(LOG_DIR):
+    for path in _logs():
         start = before.get(path, 0)
         with open(path, "rb") as fh:
             if os.fstat(fh.fileno()).st_size < start:
@@ -136,8 +163,8 @@ def main(argv):
         res = offsets()
     elif cmd == "read":
         res = read(args)
-    elif cmd == "append":
-        res = append(args[0], args[1:])
+    elif cmd == "scramble":
+        res = scramble(args[0], args[1:], json.load(sys.stdin))
     elif cmd == "collect":
         res = collect(args[0], args[1], json.load(sys.stdin))
     else:

@@ -3,13 +3,14 @@ cache, any node's process list or any log (issue 12, deliverable 4).
 
 The lab test takes the secrets from pillar as it is at run time (``salt-call --no-return-event
 pillar.get ... unmask=True`` on each node: a ``salt pillar.get`` would put them in the job
-cache), makes an apply rewrite everything that carries one (a comment appended to every
-managed file holding a secret, the SQL users' passwords changed, Postfix Admin's admin row
-deleted, the replica pointed at a wrong user), and
-runs ``state.apply test=True`` and then ``state.apply`` on all nodes while every node (and the
-master) records each command line it runs every 0.1 s. Then it scans the two outputs, the job
-cache (``jobs.lookup_jid`` and the raw files the master wrote meanwhile), the command lines, the
-log files' new bytes under /var/log (salt, syslog, mail.log, ...) and the journal since the start.
+cache), makes an apply redo everything that carries one (in every managed file holding a
+secret, the secret replaced by a placeholder, so that a diff would show the line with the
+value; the SQL users' passwords changed, Postfix Admin's admin row deleted, the replica pointed
+at a wrong user), and runs ``state.apply test=True`` and then ``state.apply`` on all nodes
+while every node (and the master) records each command line it runs every 0.1 s. Then it
+scans the two outputs, the job cache (``jobs.lookup_jid`` and the raw files the master wrote
+meanwhile), the command lines, the log files' new bytes under /var/log (salt, syslog, mail.log,
+...) and in MariaDB's binary and relay logs, and the journal since the start.
 
 The scan is proven on every run: a canary value, handled as one more secret, is planted in the
 process list, the journal, a log file and the job cache of each node; each must be found there.
@@ -19,7 +20,9 @@ A hit is reported as the secret's pillar key and the place, never with the value
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import pathlib
 import re
 import secrets as pysecrets
 import time
@@ -33,7 +36,8 @@ NODES = ["salt", "mx1", "mx2", "ns1", "ns2"]
 MASTER = "salt"
 SAMPLES = "/tmp/mc-secret-scan.ps"
 STOP = "/tmp/mc-secret-scan.stop"
-MARK = "mc-secret-scan: rewritten by the next apply"
+#: what the secrets in the managed files are replaced with before the apply (not a secret)
+MARK = "mc-secret-scan-scrambled"
 #: leaves under mailcluster:secrets that are public by nature (certificates, algorithm names)
 PUBLIC_LEAVES = {"cert", "algorithm"}
 #: a multi-line value (a PEM key) is looked for line by line, lines at least this long
@@ -141,6 +145,16 @@ def test_needles_cover_leaves_lines_and_skip_public():
         "secrets:n",
         "secrets:tsig:algorithm",
     ]
+
+
+def test_sql_users_hash_is_mariadbs():
+    """db.users gives MariaDB the hash, not the password (the binary log holds the statement):
+    it must be PASSWORD()'s, as MariaDB 10.11 of the lab answered for 'x'."""
+    path = pathlib.Path(__file__).parents[2] / "_modules" / "mailcluster_db.py"
+    spec = importlib.util.spec_from_file_location("mailcluster_db_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.native_password_hash("x") == "*B69027D44F6E5EDC07F1AEAD1477967B16F28227"
 
 
 # ----- the lab test ---------------------------------------------------------------------------
@@ -296,7 +310,8 @@ def test_no_secret_in_outputs_jobs_ps_or_logs(lab):
     try:
         for node, paths in files.items():
             if paths:
-                _probe(lab, node, "append", MARK, *paths)
+                done = _probe(lab, node, "scramble", MARK, *paths, stdin=json.dumps(list(needles)))
+                assert done == paths, (node, paths, done)
         n_users = _perturb_db(lab)
         _plant(lab, canary)
         jid_test, out_test, _ = _apply(lab, "test=True")

@@ -2,6 +2,8 @@
 {%- set repl = db.cluster.replication %}
 # SQL users, least privilege: repl may only replicate, postfix/dovecot only read their tables
 # from the mail nodes' addresses. Made on the primary; replicas get them by replication.
+# Given as MariaDB's hash: CREATE/ALTER USER with a plaintext password would be written to the
+# binary log (and the replicas' relay logs) as it stands.
 
 include:
   - db.schema
@@ -11,7 +13,7 @@ db-users-repl-{{ host }}-mysql-user-present:
   mysql_user.present:
     - name: {{ repl.user }}
     - host: {{ host | json }}
-    - password: {{ repl.password | json }}
+    - password_hash: {{ salt["mailcluster_db.native_password_hash"](repl.password) | json }}
     - connection_unix_socket: {{ db.socket }}
     - connection_user: root
     - require:
@@ -34,7 +36,7 @@ db-users-{{ user.name }}-{{ user.host }}-mysql-user-present:
   mysql_user.present:
     - name: {{ user.name }}
     - host: {{ user.host | json }}
-    - password: {{ user.password | json }}
+    - password_hash: {{ salt["mailcluster_db.native_password_hash"](user.password) | json }}
     - connection_unix_socket: {{ db.socket }}
     - connection_user: root
     - require:
