@@ -105,10 +105,6 @@ def _common_facts(mc, name):
             for n in sorted(dns_nodes, key=lambda n: nodes[n].get("dc") != me.get("dc"))
         ],
         "search": mc["cluster"]["domain"],
-        "ca": {
-            "cert": traverse_dict(secrets, "ca:cert"),
-            "key": traverse_dict(secrets, "ca:key"),
-        },
         "cert": {
             "cn": _fqdn(mc, name),
             "san": ", ".join([f"DNS:{n}" for n in san_names] + [f"IP:{ip}" for ip in san_ips]),
