@@ -202,13 +202,23 @@ def _pillar_secrets(lab):
     return needles, sorted(skipped)
 
 
-def _secret_files(lab, needles):
-    """Per node: the files its highstate manages that hold a secret now."""
+def _lowstates(lab):
+    """Per node: its highstate's low chunks (they hold secrets: kept in this process only)."""
 
     def one(node):
         low = _salt_call_json(lab, node, "state.show_lowstate")
         errors = [c for c in low if not isinstance(c, dict)]
         assert not errors, f"{node}'s highstate does not render ({len(errors)} errors)"
+        return low
+
+    return _parallel(one, NODES)
+
+
+def _secret_files(lab, lows, needles):
+    """Per node: the files its highstate manages that hold a secret now."""
+
+    def one(node):
+        low = lows[node]
         names = sorted(
             {c["name"] for c in low if isinstance(c, dict) and c.get("state") == "file"} - {None}
         )
@@ -227,14 +237,18 @@ def _mysql(lab, node, sql):
     return res.stdout
 
 
-def _perturb_db(lab):
-    """The apply must set the SQL users' passwords, re-add the admin, re-point the replica."""
+def _perturb_db(lab, lows):
+    """The apply must set the SQL users' passwords (every user a mysql_user state of ns1 makes),
+    re-add the admin, re-point the replica."""
     throwaway = "mc-scan-" + uuid.uuid4().hex[:12]  # not a secret: it is replaced at once
-    users = _mysql(
-        lab, "ns1", "SELECT user, host FROM mysql.user WHERE user IN ('postfix','dovecot','repl')"
-    ).split("\n")
-    users = [u.split("\t") for u in users if u.strip()]
-    assert users, "no SQL users of the mail cluster on ns1"
+    users = sorted(
+        {
+            (c["name"], c.get("host", "localhost"))
+            for c in lows["ns1"]
+            if c.get("state") == "mysql_user" and c.get("fun") == "present"
+        }
+    )
+    assert users, "no mysql_user.present state on ns1"
     _mysql(
         lab,
         "ns1",
@@ -297,7 +311,8 @@ def _changed(ret, node, state_id):
 def test_no_secret_in_outputs_jobs_ps_or_logs(lab):
     needles, skipped = _pillar_secrets(lab)
     assert needles, "pillar mailcluster:secrets holds no secret"
-    files = _secret_files(lab, needles)
+    lows = _lowstates(lab)
+    files = _secret_files(lab, lows, needles)
     n_files = sum(len(v) for v in files.values())
     assert n_files, "no managed file holds a secret: nothing would show a diff"
 
@@ -312,7 +327,7 @@ def test_no_secret_in_outputs_jobs_ps_or_logs(lab):
             if paths:
                 done = _probe(lab, node, "scramble", MARK, *paths, stdin=json.dumps(list(needles)))
                 assert done == paths, (node, paths, done)
-        n_users = _perturb_db(lab)
+        n_users = _perturb_db(lab, lows)
         _plant(lab, canary)
         jid_test, out_test, _ = _apply(lab, "test=True")
         jid, out, ret = _apply(lab)
