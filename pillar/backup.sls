@@ -9,10 +9,3 @@ backup:
   schedule: '*-*-* 02:30:00'
   randomized_delay: 600
   retention: 3
-# the role's rsync daemons (store nodes: the store for the job; the target: the sets for the
-# restores), in the firewall's role -> ports table; rsyncd's `hosts allow` narrows it further
-firewall:
-  lookup:
-    roles:
-      backup:
-        - {service: rsync-backup, port: 873, pillar_key: backup:rsync:port, from: backup}

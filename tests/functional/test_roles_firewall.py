@@ -23,11 +23,19 @@ CLUSTER = {"10.88.0.2", "10.88.0.11", "10.88.0.12", "10.88.0.21", "10.88.0.22"}
 CLUSTER |= {"10.88.0.111", "10.88.0.112"}
 PAIR = {"10.88.0.11", "10.88.0.12", "10.88.0.111", "10.88.0.112"}
 DNS = {"10.88.0.21", "10.88.0.22"}
+#: the lab's backup nodes (pillar/topology.sls: the target salt, the store nodes, the primary),
+#: with their service IPs
+BACKUP = {"10.88.0.2", "10.88.0.11", "10.88.0.12", "10.88.0.21", "10.88.0.111", "10.88.0.112"}
 MAIL_WORLD = {25, 110, 143, 465, 587, 993, 995}
 
 #: node -> {(proto, port): sources} (None: anywhere)
 EXPECTED = {
-    "salt": {("tcp", 22): None, ("tcp", 4505): CLUSTER, ("tcp", 4506): CLUSTER},
+    "salt": {
+        ("tcp", 22): None,
+        ("tcp", 4505): CLUSTER,
+        ("tcp", 4506): CLUSTER,
+        ("tcp", 873): BACKUP,
+    },
     "mx1": {
         ("tcp", 22): None,
         **{("tcp", p): None for p in MAIL_WORLD},
@@ -35,6 +43,7 @@ EXPECTED = {
         ("tcp", 7789): PAIR,
         ("tcp", 7777): PAIR,
         ("tcp", 8081): {"10.88.0.21"},
+        ("tcp", 873): BACKUP,
     },
     "ns1": {
         ("tcp", 22): None,
@@ -44,6 +53,7 @@ EXPECTED = {
         ("tcp", 443): None,
         ("tcp", 3306): CLUSTER,
         ("tcp", 953): DNS,
+        ("tcp", 873): BACKUP,
     },
     "ns2": {
         ("tcp", 22): None,
@@ -59,9 +69,17 @@ RULE = re.compile(
     r"^\s*(?:(?:ip6?) saddr @(?P<set>\w+) |meta nfproto \w+ )?"
     r"(?P<proto>tcp|udp) dport \{ (?P<ports>[0-9, ]+) \} accept comment \"(?P<src>\w+):"
 )
-#: the sources of this table's rows; rows other parts add under firewall:lookup:roles (the
-#: lab pillar's backup rsync) are their tests' business
-SOURCES = {"world", "admin", "cluster", "ha", "storage", "web", "dns_primary_dns_secondary"}
+#: the sources of this table's rows
+SOURCES = {
+    "world",
+    "admin",
+    "cluster",
+    "ha",
+    "storage",
+    "web",
+    "backup",
+    "dns_primary_dns_secondary",
+}
 SET = re.compile(r"set (?P<name>\w+) \{[^}]*?elements = \{ (?P<elems>[^}]*) \}", re.S)
 
 
@@ -254,7 +272,7 @@ def test_table_defaults_match_the_roles(tmp_path):
                     default = default[part]
             assert entry["port"] == default, key
             seen += 1
-    assert seen == 4
+    assert seen == 5
 
 
 def test_table_roles_are_pillar_roles(tmp_path):
