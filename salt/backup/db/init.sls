@@ -10,7 +10,8 @@ backup-db-user-mysql-user-present:
   mysql_user.present:
     - name: {{ backup.db.user }}
     - host: {{ c.target.ip | json }}
-    - password: {{ c.db_password | json }}
+    # MariaDB's hash, not the password: the statement goes into the binary logs (docs/secrets.md)
+    - password_hash: {{ salt["mailcluster_db.native_password_hash"](c.db_password) | json }}
     - connection_unix_socket: /run/mysqld/mysqld.sock
     - connection_user: root
     - require:
