@@ -45,6 +45,23 @@ def tls_context() -> ssl.SSLContext:
     return ctx
 
 
+def state_results(ret: dict) -> tuple[list[str], list[str]]:
+    """Failed states (with their comments) and the states with changes, over every minion of
+    a state run's JSON return (a minion's string return, a render error, counts as failed)."""
+    failed, changed = [], []
+    for minion, states in ret.items():
+        if not isinstance(states, dict):
+            failed.append(f"{minion}: {states}")
+            continue
+        for key, st in states.items():
+            if st.get("result") is False:
+                failed.append(f"{minion}: {key}: {str(st.get('comment'))[:300]}")
+            if st.get("changes"):
+                parts = key.split("_|-")
+                changed.append(f"{minion}: {parts[1] if len(parts) > 1 else key}")
+    return failed, changed
+
+
 def wait_port(host: str, port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:

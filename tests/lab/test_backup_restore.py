@@ -20,7 +20,7 @@ import time
 import uuid
 
 import pytest
-from _roles_helpers import PASSWORDS, send_mail, wait_for
+from _roles_helpers import PASSWORDS, send_mail, state_results, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -110,18 +110,7 @@ def imap_login_fails(host: str, user: str) -> bool:
 
 def highstate(lab) -> tuple[list[str], list[str]]:
     """Failed states and the IDs of states with changes, over every minion."""
-    ret = lab.salt_json("*", "state.apply", timeout=1500)
-    failed, changed = [], []
-    for minion, states in ret.items():
-        if not isinstance(states, dict):
-            failed.append(f"{minion}: {states}")
-            continue
-        for key, st in states.items():
-            if st.get("result") is False:
-                failed.append(f"{minion}: {key}: {str(st.get('comment'))[:300]}")
-            if st.get("changes"):
-                changed.append(f"{minion}: {key.split('_|-')[1]}")
-    return failed, changed
+    return state_results(lab.salt_json("*", "state.apply", timeout=1500))
 
 
 def backup_now(lab) -> dict:

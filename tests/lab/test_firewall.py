@@ -16,6 +16,7 @@ import socket
 import time
 
 import pytest
+from _roles_helpers import state_results
 
 pytestmark = pytest.mark.lab
 
@@ -80,16 +81,8 @@ def dropped(cluster, node: str) -> int:
 
 
 def changes(ret: dict) -> tuple[list[str], int]:
-    failed, changed = [], 0
-    for minion, states in ret.items():
-        if not isinstance(states, dict):
-            failed.append(f"{minion}: {states}")
-            continue
-        for key, st in states.items():
-            if st.get("result") is False:
-                failed.append(f"{minion}: {key}: {st.get('comment')}")
-            changed += bool(st.get("changes"))
-    return failed, changed
+    failed, changed = state_results(ret)
+    return failed, len(changed)
 
 
 @pytest.fixture(scope="module")

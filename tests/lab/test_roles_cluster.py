@@ -24,6 +24,7 @@ from _roles_helpers import (
     pop3_subjects,
     roundcube_login_sees,
     send_mail,
+    state_results,
     wait_for,
     wait_port,
 )
@@ -45,17 +46,8 @@ ALL_NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
 
 def summarize(ret: dict) -> tuple[list[str], int]:
     """Failed states and the number of states with changes, over every minion."""
-    failed, changed = [], 0
-    for minion, states in ret.items():
-        if not isinstance(states, dict):
-            failed.append(f"{minion}: {states}")
-            continue
-        for key, st in states.items():
-            if st.get("result") is False:
-                failed.append(f"{minion}: {key}: {st.get('comment')}")
-            if st.get("changes"):
-                changed += 1
-    return failed, changed
+    failed, changed = state_results(ret)
+    return failed, len(changed)
 
 
 def apply_all(lab, *extra: str, target: str = "*", expect=ALL_NODES, timeout: float = 1800):
