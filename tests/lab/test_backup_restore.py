@@ -16,11 +16,12 @@ import imaplib
 import json
 import os
 import ssl
+import subprocess
 import time
 import uuid
 
 import pytest
-from _roles_helpers import PASSWORDS, send_mail, state_results, wait_for
+from _roles_helpers import PASSWORDS, env_flag, send_mail, state_results, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -244,3 +245,36 @@ def _list(lab) -> list[dict]:
 def test_cleanup(lab):
     sql(lab, f"DELETE FROM alias WHERE address = '{EXTRA_ALIAS}'")
     assert not any(EXTRA_ALIAS in line for line in rows(lab)["alias"])
+
+
+@pytest.mark.skipif(
+    not env_flag("MC_BACKUP_FRESH"),
+    reason="opt-in (MC_BACKUP_FRESH=1): rebuilds the lab, about 10 minutes",
+)
+def test_restore_into_a_fresh_lab(lab, tmp_path):
+    """docs/backup.md "Into a fresh cluster", step by step: the sets copied off the target,
+    the lab destroyed and built again from nothing, converged by orch.cluster, the sets put
+    back, orch.restore: every row and message of the old cluster is back."""
+    sets_tar = tmp_path / "sets.tar"
+    tar = ["tar", "--numeric-owner", "-C"]
+    backups = lab.lab.node(TARGET).root / "var" / "backups"
+    subprocess.run([*tar, str(backups), "-cf", str(sets_tar), "mailcluster"], check=True)
+    for step in (("down",), ("up",)):
+        proc = lab.cli(*step, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = lab.salt_run("state.orchestrate", "orch.cluster", "--out=json", timeout=2700)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # a new cluster: pillar's rows only, no message anywhere
+    assert not any(message_files(lab).values())
+    assert not any(EXTRA_ALIAS in line for line in rows(lab)["alias"])
+    backups = lab.lab.node(TARGET).root / "var" / "backups"
+    subprocess.run([*tar, str(backups), "-xf", str(sets_tar)], check=True)
+    proc = lab.salt_run("state.orchestrate", "orch.restore", "--out=json", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert rows(lab) == STATE["rows"]
+    wait_for(lambda: rows(lab, "ns2") == STATE["rows"], timeout=60)
+    assert message_files(lab) == STATE["files"]
+    for ip in SERVICE_IPS.values():
+        assert {u: imap_count(ip, u) for u in PASSWORDS} == STATE["imap"]
+    failed, changed = highstate(lab)
+    assert not failed and not changed, (failed, changed)
