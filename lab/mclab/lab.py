@@ -316,7 +316,18 @@ class Lab:
         if node.name == MASTER:
             nodefiles.write_master_files(node.root)
 
+    def _veth_present(self, node: Node) -> bool:
+        cmd = ["ip", "-n", self.netns, "link", "show", node.veth]
+        return util.run(cmd, check=False).returncode == 0
+
     def _boot(self, node: Node) -> None:
+        # a node killed a moment ago: the kernel may still be tearing its network namespace
+        # down, and with it the old veth, and nspawn then fails ("Failed to add new veth
+        # interfaces: File exists"; seen when `start` followed `kill` on a loaded machine)
+        try:
+            util.wait_for(lambda: not self._veth_present(node), 10, what="the old veth to go")
+        except util.LabError:
+            util.run(["ip", "-n", self.netns, "link", "del", node.veth], check=False)
         for hierarchy in CGROUP_HIERARCHIES:
             node.cgroup(hierarchy).mkdir(parents=True, exist_ok=True)
         binds = [
@@ -348,16 +359,7 @@ class Lab:
             start_new_session=True,
         )
         log.close()
-        util.wait_for(
-            lambda: (
-                util.run(
-                    ["ip", "-n", self.netns, "link", "show", node.veth], check=False
-                ).returncode
-                == 0
-            ),
-            20,
-            what=f"{node.name}'s network interface",
-        )
+        util.wait_for(lambda: self._veth_present(node), 20, what=f"{node.name}'s network interface")
         util.run(["ip", "-n", self.netns, "link", "set", node.veth, "master", "br0", "up"])
 
     def _wait_booted(self, node: Node) -> None:
