@@ -10,6 +10,7 @@ site does it on its master (``gpg --homedir /etc/salt/gpgkeys``).
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import pytest
 
@@ -45,7 +46,9 @@ def keydir(tmp_path_factory):
     )
     key = gpg.gen_key(spec)
     assert key.fingerprint, f"gpg made no key: {key.stderr}"
-    return home, key.fingerprint
+    yield home, key.fingerprint
+    # gpg left an agent running for this home: nothing of the test stays behind
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 @pytest.fixture(scope="module")
