@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import poplib
+import re
 import shutil
 import smtplib
 import socket
@@ -45,6 +46,31 @@ def tls_context() -> ssl.SSLContext:
     return ctx
 
 
+ALL_NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
+
+
+def apply_all(lab, *extra: str, target: str = "*", expect=ALL_NODES, timeout: float = 1800):
+    """`salt TARGET state.apply`, published asynchronously and collected from the job cache:
+    the CLI's wait for returns sometimes misses one over the lab's TCP transport (a busy
+    minion that does not answer find_job in time is left out of the CLI's output, and a
+    highstate with a node missing would look clean). Returns ``(returns, seconds)``."""
+    t0 = time.monotonic()
+    proc = lab.salt(target, "state.apply", *extra, "--async", timeout=120)
+    jid = re.search(r"job ID: (\d+)", proc.stdout + proc.stderr)
+    assert jid, proc.stdout + proc.stderr
+    deadline = t0 + timeout
+    while True:
+        time.sleep(2)
+        out = lab.salt_run("jobs.lookup_jid", jid.group(1), "--out=json", timeout=120).stdout
+        try:
+            ret, _ = json.JSONDecoder().raw_decode(out)
+        except ValueError:
+            ret = {}
+        if set(ret) >= set(expect):
+            return ret, time.monotonic() - t0
+        assert time.monotonic() < deadline, f"no return from {set(expect) - set(ret)}"
+
+
 def state_results(ret: dict) -> tuple[list[str], list[str]]:
     """Failed states (with their comments) and the states with changes, over every minion of
     a state run's JSON return (a minion's string return, a render error, counts as failed)."""
@@ -60,6 +86,12 @@ def state_results(ret: dict) -> tuple[list[str], list[str]]:
                 parts = key.split("_|-")
                 changed.append(f"{minion}: {parts[1] if len(parts) > 1 else key}")
     return failed, changed
+
+
+def summarize(ret: dict) -> tuple[list[str], int]:
+    """Failed states and the number of states with changes, over every minion."""
+    failed, changed = state_results(ret)
+    return failed, len(changed)
 
 
 def wait_port(host: str, port: int, timeout: float = 60) -> None:

@@ -91,6 +91,15 @@ def lab():
     if started_here:
         instance.up(list(DEFAULT_NODES))
     handle = LabHandle(instance)
+    if started_here:
+        # a bare lab is converged once, before any test file, so that no file depends on
+        # which one runs first (the tests of a converge from bare: test_ca_master,
+        # test_roles_cluster's first apply)
+        from _roles_helpers import apply_all, state_results
+
+        handle.salt("*", "saltutil.sync_all", timeout=300)
+        failed, _ = state_results(apply_all(handle, timeout=2400)[0])
+        assert not failed, "the first highstate of the lab failed:\n" + "\n".join(failed)
     yield handle
     if started_here and not os.environ.get("MC_KEEP_LAB"):
         instance.down()

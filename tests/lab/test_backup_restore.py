@@ -21,7 +21,7 @@ import time
 import uuid
 
 import pytest
-from _roles_helpers import PASSWORDS, env_flag, send_mail, state_results, wait_for
+from _roles_helpers import PASSWORDS, apply_all, env_flag, send_mail, state_results, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -111,7 +111,8 @@ def imap_login_fails(host: str, user: str) -> bool:
 
 def highstate(lab) -> tuple[list[str], list[str]]:
     """Failed states and the IDs of states with changes, over every minion."""
-    return state_results(lab.salt_json("*", "state.apply", timeout=1500))
+    ret, _ = apply_all(lab, timeout=1500)
+    return state_results(ret)
 
 
 def backup_now(lab) -> dict:

@@ -16,7 +16,7 @@ import socket
 import time
 
 import pytest
-from _roles_helpers import state_results
+from _roles_helpers import summarize
 
 pytestmark = pytest.mark.lab
 
@@ -80,16 +80,11 @@ def dropped(cluster, node: str) -> int:
     return next(i["counter"]["packets"] for i in items if "counter" in i)
 
 
-def changes(ret: dict) -> tuple[list[str], int]:
-    failed, changed = state_results(ret)
-    return failed, len(changed)
-
-
 @pytest.fixture(scope="module")
 def cluster(lab):
     """Every node with the firewall applied (twice: the second must change nothing)."""
     first = lab.salt_json("*", "state.apply", "firewall", timeout=600)
-    failed, _ = changes(first)
+    failed, _ = summarize(first)
     assert not failed, failed
     assert set(first) == set(NODES), first
     return lab
@@ -98,7 +93,7 @@ def cluster(lab):
 def test_second_apply_changes_nothing(cluster):
     for test in ("False", "True"):
         ret = cluster.salt_json("*", "state.apply", "firewall", f"test={test}", timeout=600)
-        failed, changed = changes(ret)
+        failed, changed = summarize(ret)
         assert not failed and changed == 0, (test, failed, ret)
     for node in NODES:
         proc = cluster.run(node, "systemctl", "is-enabled", "nftables")
@@ -202,7 +197,7 @@ def test_other_tables_survive_and_a_lost_table_comes_back(cluster):
     # someone flushed the whole ruleset: the next apply loads our table again
     assert cluster.run(node, "nft", "flush", "ruleset").returncode == 0
     ret = cluster.salt_json(node, "state.apply", "firewall", timeout=300)
-    failed, changed = changes(ret)
+    failed, changed = summarize(ret)
     assert not failed and changed == 1, ret
     (guard,) = [v for k, v in ret[node].items() if "firewall-service-table-cmd-run" in k]
     assert guard["changes"], guard

@@ -15,10 +15,10 @@ import re
 import time
 
 import pytest
-from _roles_helpers import LOCAL_PILLAR
-from test_roles_cluster import ALL_NODES, apply_all, summarize
+from _roles_helpers import ALL_NODES, LOCAL_PILLAR, apply_all, summarize
 
 pytestmark = pytest.mark.lab
+
 
 SUBNET = os.environ.get("MC_LAB_SUBNET", "10.88.0")
 OWNERS = {f"{SUBNET}.111": "mx1", f"{SUBNET}.112": "mx2", f"{SUBNET}.21": "ns1"}

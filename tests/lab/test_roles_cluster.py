@@ -7,10 +7,7 @@ tests/lab/conftest.py; mail clients and the browser driver are in _roles_helpers
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import time
 import uuid
 
 import dns.resolver
@@ -18,13 +15,14 @@ import pytest
 from _roles_helpers import (
     LOCAL_PILLAR,
     PASSWORDS,
+    apply_all,
     chromium_binary,
     http_get,
     imap_subjects,
     pop3_subjects,
     roundcube_login_sees,
     send_mail,
-    state_results,
+    summarize,
     wait_for,
     wait_port,
 )
@@ -41,33 +39,6 @@ NODE_IPS = {
     "ns2": f"{SUBNET}.22",
 }
 RESULTS: dict = {}
-ALL_NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
-
-
-def summarize(ret: dict) -> tuple[list[str], int]:
-    """Failed states and the number of states with changes, over every minion."""
-    failed, changed = state_results(ret)
-    return failed, len(changed)
-
-
-def apply_all(lab, *extra: str, target: str = "*", expect=ALL_NODES, timeout: float = 1800):
-    """`salt TARGET state.apply`, published asynchronously and collected from the job cache:
-    the CLI's wait for returns sometimes misses one over the lab's TCP transport."""
-    t0 = time.monotonic()
-    proc = lab.salt(target, "state.apply", *extra, "--async", timeout=120)
-    jid = re.search(r"job ID: (\d+)", proc.stdout + proc.stderr)
-    assert jid, proc.stdout + proc.stderr
-    deadline = t0 + timeout
-    while True:
-        time.sleep(2)
-        out = lab.salt_run("jobs.lookup_jid", jid.group(1), "--out=json", timeout=120).stdout
-        try:
-            ret, _ = json.JSONDecoder().raw_decode(out)
-        except ValueError:
-            ret = {}
-        if set(ret) >= set(expect):
-            return ret, time.monotonic() - t0
-        assert time.monotonic() < deadline, f"no return from {set(expect) - set(ret)}"
 
 
 @pytest.fixture(scope="module")
