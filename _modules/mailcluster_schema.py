@@ -359,10 +359,12 @@ PFA_SCHEMES = {
 }
 
 
-def _mail_relations(mail, storage, web, errors):
+def _mail_relations(mail, storage, web, errors, mail_nodes=True):
     vmail = mail["vmail"]
     mount = vmail.get("store_mount")
-    if mount and mount != storage["mount_point"]:
+    # the guard and the store meet only on a mail node: a storage-only pair (the vm tier's)
+    # may mount its store elsewhere
+    if mount and mail_nodes and mount != storage["mount_point"]:
         errors.append(
             f"mail:vmail:store_mount: must be storage:mount_point ({storage['mount_point']}) or "
             f"'' (the guard waits for {mount}, which the storage role never mounts)"
@@ -393,7 +395,9 @@ def _relations(pillar, saltenv, errors, failed=frozenset()):
             _dns_relations(merged("dns", pillar, saltenv), errors)
         if not {"mail", "storage", "web"} & failed:
             args = (merged(k, pillar, saltenv) for k in ("mail", "storage", "web"))
-            _mail_relations(*args, errors)
+            nodes = ((pillar.get("mailcluster") or {}).get("nodes") or {}).values()
+            has_mail = any("mail" in ((n or {}).get("roles") or []) for n in nodes)
+            _mail_relations(*args, errors, mail_nodes=has_mail)
         if "common" not in failed:
             _common_relations(merged("common", pillar, saltenv), errors)
     except KeyError as exc:  # a defaults.yaml without the key: refuse rather than guess

@@ -426,6 +426,13 @@ def _examples():
         "lab+fast-heartbeat": ["LAB", "ha: {keepalive: 100ms, warntime: 300ms, deadtime: 500ms}"],
         "lab+drbd": ["LAB", DRBD],
         "vm-pair": [(vm / "topology.sls").read_text(), (vm / "storage.sls").read_text()],
+        # tests/vm/test_10_storage.py: a storage-only pair with its store elsewhere
+        "vm-pair-shared-path": [
+            (vm / "topology.sls").read_text(),
+            "storage: {backend: shared_path, mount_point: /var/vmail-shared}",
+        ],
+        # what the failover runner passes on its state.sls call of the dns role
+        "lab+runner-serial-floor": ["LAB", "dns: {serial_floor: {example.test: 2026120101}}"],
     }
 
 
