@@ -183,6 +183,7 @@ class Lab:
             util.wait_for(lambda: not self._pids(node), 15, what=f"{name} to power off")
         except util.LabError:
             self._hard_kill(node)
+        self._drop_link(node)
         self._release_cgroups(node)
 
     def kill(self, name: str) -> None:
@@ -191,8 +192,16 @@ class Lab:
         if not self.is_running(node):
             raise util.LabError(f"node '{name}' is not running")
         self._hard_kill(node)
+        self._drop_link(node)
         self._kill_strays(node)
         self._release_cgroups(node)
+
+    def _drop_link(self, node: Node) -> None:
+        # the kernel tears a dead namespace (and its veth) down asynchronously, seconds later on a
+        # loaded machine: the address kept answering ARP/ping for >5 s after a kill in CI. A
+        # powered-off machine's link goes at once, so its bridge end is deleted here (the pair
+        # goes with it).
+        util.run(["ip", "-n", self.netns, "link", "del", node.veth], check=False)
 
     def is_running(self, node: Node) -> bool:
         return bool(self._pids(node))
