@@ -434,6 +434,22 @@ def nodes_with(role, pillar=None):
     return sorted(n for n, d in nodes.items() if role in (d or {}).get("roles", []))
 
 
+def near_first(names, dc, pillar=None):
+    """
+    ``names`` (node ids) with the ones in data centre ``dc`` first, the order otherwise kept:
+    what every "nearest first" list of the cluster is made by (DB sources, resolvers, backup
+    sources), so a lost site costs the other site's clients nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' mailcluster.near_first '[ns1, ns2]' dc2
+    """
+    nodes = _cluster(pillar).get("nodes") or {}
+    return sorted(names, key=lambda n: (nodes.get(n) or {}).get("dc") != dc)
+
+
 #: grain the failover runner sets on the DNS nodes while a secondary acts as the primary
 #: (the pillar primary is lost); the roles follow it until the runner restores the primary
 ACTING_PRIMARY_GRAIN = "mailcluster_dns_acting_primary"

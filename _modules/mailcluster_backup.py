@@ -19,7 +19,7 @@ __virtualname__ = "mailcluster_backup"
 
 PILLAR_KEY = "mailcluster"
 
-NEEDS = ("mailcluster.nodes_with",)
+NEEDS = ("mailcluster.nodes_with", "mailcluster.near_first")
 
 
 def __virtual__():
@@ -34,9 +34,7 @@ def _with(role, mc):
 
 
 def _near_first(names, mc, dc):
-    """``names`` with the ones in data centre ``dc`` first (stable otherwise)."""
-    nodes = mc["nodes"]
-    return sorted(names, key=lambda n: nodes[n].get("dc") != dc)
+    return __salt__["mailcluster.near_first"](names, dc, {PILLAR_KEY: mc})
 
 
 def facts(target_node, node=None, pillar=None):

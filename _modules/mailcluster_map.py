@@ -25,6 +25,7 @@ PILLAR_KEY = "mailcluster"
 NEEDS = (
     "mailcluster.check",
     "mailcluster.nodes_with",
+    "mailcluster.near_first",
     "mailcluster.dns_primary",
     "mailcluster_dns.zones",
     "mailcluster_db.stable_hash",
@@ -40,6 +41,10 @@ def __virtual__():
 
 def _nodes_with(role, mc):
     return __salt__["mailcluster.nodes_with"](role, {PILLAR_KEY: mc})
+
+
+def _near_first(names, mc, dc):
+    return __salt__["mailcluster.near_first"](names, dc, {PILLAR_KEY: mc})
 
 
 def _network(mc, name):
@@ -67,15 +72,10 @@ def _db_sources(mc, name):
         near = [n for n in db_nodes if mc["nodes"][n].get("dc") == node.get("dc")]
         first = (near or primary)[0]
 
-    def rank(other):
-        return (
-            other != first,
-            mc["nodes"][other].get("dc") != node.get("dc"),
-            other not in primary,
-            other,
-        )
-
-    return [mc["nodes"][n]["ip"] for n in sorted(db_nodes, key=rank)]
+    # primary before the other replicas, then the node's own data centre first, its choice first
+    ordered = _near_first(sorted(db_nodes, key=lambda o: (o not in primary, o)), mc, node.get("dc"))
+    ordered.remove(first)
+    return [mc["nodes"][n]["ip"] for n in [first, *ordered]]
 
 
 def _common_facts(mc, name):
@@ -100,10 +100,7 @@ def _common_facts(mc, name):
         "hosts": hosts,
         # the DNS servers of the node's own data centre first: a lost site's server then costs
         # the other site's lookups nothing (resolv.conf tries them in order, timeout:1 each)
-        "nameservers": [
-            nodes[n]["ip"]
-            for n in sorted(dns_nodes, key=lambda n: nodes[n].get("dc") != me.get("dc"))
-        ],
+        "nameservers": [nodes[n]["ip"] for n in _near_first(dns_nodes, mc, me.get("dc"))],
         "search": mc["cluster"]["domain"],
         "cert": {
             "cn": _fqdn(mc, name),

@@ -58,6 +58,7 @@ def test_zones_on_a_loader_with_only_the_two_modules(master_side, minion_opts, l
     assert sorted(master_side) == [
         "mailcluster.check",
         "mailcluster.dns_primary",
+        "mailcluster.near_first",
         "mailcluster.node_roles",
         "mailcluster.nodes_with",
         "mailcluster.top_sls",
