@@ -23,6 +23,12 @@ mail-clean-dovecot-sql-file-absent:
     - require:
       - service: mail-clean-dovecot-service-dead
 
+mail-clean-quota-warning-file-absent:
+  file.absent:
+    - name: {{ mail.quota.warning_script }}
+    - require:
+      - service: mail-clean-dovecot-service-dead
+
 {%- for unit in mail.vmail.guarded_units %}
 
 mail-clean-guard-{{ unit }}-file-absent:

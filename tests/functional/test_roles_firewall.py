@@ -26,7 +26,7 @@ DNS = {"10.88.0.21", "10.88.0.22"}
 #: the lab's backup nodes (pillar/topology.sls: the target salt, the store nodes, the primary),
 #: with their service IPs
 BACKUP = {"10.88.0.2", "10.88.0.11", "10.88.0.12", "10.88.0.21", "10.88.0.111", "10.88.0.112"}
-MAIL_WORLD = {25, 110, 143, 465, 587, 993, 995}
+MAIL_WORLD = {25, 110, 143, 465, 587, 993, 995, 4190}
 
 #: node -> {(proto, port): sources} (None: anywhere)
 EXPECTED = {

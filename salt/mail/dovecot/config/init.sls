@@ -4,6 +4,9 @@ include:
   - mail.dovecot.package
   - mail.vmail
   - common.tls
+{%- if mail.acme is defined %}
+  - acme.certificate
+{%- endif %}
 
 mail-dovecot-config-dovecot-conf-file-managed:
   file.managed:
@@ -16,7 +19,21 @@ mail-dovecot-config-dovecot-conf-file-managed:
         mapdata: {{ mail | json }}
     - require:
       - sls: common.tls
+{%- if mail.acme is defined %}
+      - file: acme-certificate-cert-file-copy
+{%- endif %}
       - sls: mail.dovecot.package
+      - file: mail-dovecot-config-quota-warning-file-managed
+
+# what dovecot's quota-warning service runs when a delivery crosses a warning level
+mail-dovecot-config-quota-warning-file-managed:
+  file.managed:
+    - name: {{ mail.quota.warning_script }}
+    - source: salt://mail/files/quota-warning.sh.jinja
+    - template: jinja
+    - mode: "0755"
+    - context:
+        mapdata: {{ mail | json }}
 
 # holds dovecot's DB password: no diff in the state's output (nor in the job cache)
 mail-dovecot-config-sql-file-managed:

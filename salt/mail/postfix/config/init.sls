@@ -1,4 +1,5 @@
 {%- from "common/map.jinja" import mapdata as mail with context %}
+{%- from "rspamd/map.jinja" import rspamd with context %}
 {%- set sql_maps = ["virtual_domains", "virtual_mailboxes", "virtual_aliases"] %}
 
 include:
@@ -13,6 +14,7 @@ mail-postfix-config-main-cf-file-managed:
     - mode: "0644"
     - context:
         mapdata: {{ mail | json }}
+        rspamd: {{ {"enabled": rspamd.enabled, "milter": rspamd.milter} | json }}
     - require:
       - sls: common.tls
       - sls: mail.postfix.package
