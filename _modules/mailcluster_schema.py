@@ -19,6 +19,7 @@ docs/pillar.md describes the schemas and how to add one.
 
 import copy
 import hashlib
+import itertools
 import json
 import re
 
@@ -379,6 +380,26 @@ def _mail_relations(mail, storage, web, errors, mail_nodes=True):
         )
 
 
+def _rspamd_relations(pillar, rs, errors):
+    """Thresholds in order (reject > add_header > greylist); per-domain selectors of served
+    domains only."""
+    act = rs.get("actions") or {}
+    order = [k for k in ("reject", "add_header", "greylist") if act.get(k) is not None]
+    for high, low in itertools.pairwise(order):
+        if act[high] <= act[low]:
+            errors.append(
+                f"{_where(pillar, 'rspamd', 'actions')}:{high}: must be above {low} "
+                f"({act[high]:g} <= {act[low]:g}: {low} would never apply)"
+            )
+    domains = (pillar.get("mailcluster") or {}).get("domains") or {}
+    for domain in sorted((rs.get("dkim") or {}).get("domains") or {}):
+        if domain not in domains:
+            errors.append(
+                f"rspamd:dkim:domains:{domain}: not a domain of mailcluster:domains "
+                f"(known: {', '.join(sorted(domains)) or 'none'})"
+            )
+
+
 def _relations(pillar, saltenv, errors, failed=frozenset()):
     """The relations between one role's parameters (and the self-healing timings against
     heartbeat's), on the merged values, for the keys whose schema passed (types are right)."""
@@ -400,6 +421,8 @@ def _relations(pillar, saltenv, errors, failed=frozenset()):
             _mail_relations(*args, errors, mail_nodes=has_mail)
         if "common" not in failed:
             _common_relations(merged("common", pillar, saltenv), errors)
+        if "rspamd" not in failed:
+            _rspamd_relations(pillar, merged("rspamd", pillar, saltenv), errors)
     except KeyError as exc:  # a defaults.yaml without the key: refuse rather than guess
         errors.append(f"{exc.args[0]}: missing from its role's defaults.yaml (cannot check)")
 

@@ -13,6 +13,7 @@ base:
     - node
     - ca
     - backup
+    - rspamd
     - local
     - roles_test
     - ignore_missing: true

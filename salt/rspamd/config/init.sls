@@ -1,0 +1,85 @@
+{%- from "rspamd/map.jinja" import rspamd, dkim_private with context %}
+{#- rspamd's own settings: local.d files merged over the package's; the modules switched off
+    in one override file (a whole section replaced by `enabled = false`) #}
+{%- set local_files = ["options.inc", "worker-proxy.inc", "worker-normal.inc",
+                       "worker-controller.inc", "actions.conf", "redis.conf",
+                       "dkim_signing.conf", "milter_headers.conf"] %}
+
+include:
+  - rspamd.package
+
+rspamd-config-dkim-dir-file-directory:
+  file.directory:
+    - name: {{ rspamd.dkim_dir }}
+    - user: {{ rspamd.user }}
+    - group: {{ rspamd.group }}
+    - mode: "0750"
+    - require:
+      - sls: rspamd.package
+{%- for key in rspamd.cluster.dkim %}
+
+# the domain's private key, from the master (pillar mailcluster_dkim): never in the state's
+# output, the job cache or the minion's log
+rspamd-config-dkim-{{ key.domain | replace(".", "-") }}-file-managed:
+  file.managed:
+    - name: {{ key.path }}
+    - contents: {{ dkim_private[key.domain] | json }}
+    - user: {{ rspamd.user }}
+    - group: {{ rspamd.group }}
+    - mode: "0640"
+    - show_changes: false
+    - require:
+      - file: rspamd-config-dkim-dir-file-directory
+{%- endfor %}
+{%- if rspamd.cluster.missing %}
+
+# mail of these domains goes out unsigned until the master gives their key pair
+rspamd-config-dkim-missing-test-fail-without-changes:
+  test.fail_without_changes:
+    - name: >-
+        {{ rspamd.cluster.missing | join(", ") }}: missing: the master's ext_pillar
+        mailcluster_dkim gives no DKIM key (configure it: reactor/master.d/dkim.conf,
+        docs/spam-dkim.md; a selector that is not a DNS label gets none)
+{%- endif %}
+{%- for name in local_files %}
+
+rspamd-config-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
+  file.managed:
+    - name: {{ rspamd.local_dir }}/{{ name }}
+    - source: salt://rspamd/files/{{ name }}.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0644"
+    - context:
+        mapdata: {{ rspamd | json }}
+    - require:
+      - sls: rspamd.package
+{%- endfor %}
+
+rspamd-config-override-file-managed:
+  file.managed:
+    - name: {{ rspamd.override_file }}
+    - source: salt://rspamd/files/rspamd.conf.override.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0644"
+    - context:
+        mapdata: {{ rspamd | json }}
+    - require:
+      - sls: rspamd.package
+
+# rspamadm takes no single file: check the whole configuration after any change, before the
+# service reloads (the service requires this state)
+rspamd-config-check-cmd-run:
+  cmd.run:
+    - name: rspamadm configtest
+    - onchanges:
+      - file: rspamd-config-override-file-managed
+{%- for name in local_files %}
+      - file: rspamd-config-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed
+{%- endfor %}
+{%- for key in rspamd.cluster.dkim %}
+      - file: rspamd-config-dkim-{{ key.domain | replace(".", "-") }}-file-managed
+{%- endfor %}

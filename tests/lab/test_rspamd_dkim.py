@@ -1,0 +1,218 @@
+"""rspamd on the mail pair (issue 13.1, docs/spam-dkim.md), against the real daemons.
+
+- the DKIM key of every domain is the same file on mx1 and mx2 (0640, owner _rspamd), its
+  public half the pillar's `mailcluster_dkim:<domain>:txt`;
+- a message sent through submission (587, SMTP AUTH as a lab mailbox, smtplib) and fetched by
+  IMAP carries a DKIM signature that dkimpy verifies, against the TXT record that ns1 and ns2
+  each serve (dnspython at each server; against the pillar's record while the DNS role does
+  not publish it yet) and against the pillar's record;
+- mail from outside on port 25 is scanned (rspamd's headers) and not signed; the time rspamd
+  adds per message is measured and bounded (the lab has no internet: RBL lookups must not
+  stall);
+- the GTUBE test message is refused on port 25 with a 5xx, on both nodes;
+- an apply that rewrites the key files shows no private key text in its output nor in the
+  master's job cache; a second apply has 0 changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import json
+import smtplib
+import time
+import uuid
+from email.message import EmailMessage
+
+import dkim
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+from _roles_helpers import PASSWORDS, REPO, state_results, tls_context, wait_for
+
+pytestmark = pytest.mark.lab
+
+MAIL = ("mx1", "mx2")
+DNS = ("ns1", "ns2")
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def _salt_call_json(lab, node, *args):
+    """A salt-call on the node whose return stays out of the master's job cache."""
+    proc = lab.run(node, "salt-call", "--no-return-event", "--out=json", *args, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)["local"]
+
+
+@pytest.fixture(scope="module")
+def dkim_pillar(lab):
+    """{domain: {selector, txt}} as ns1 sees it (a node without role mail: no private key)."""
+    data = _salt_call_json(lab, "ns1", "pillar.get", "mailcluster_dkim", "unmask=True")
+    assert data and all(set(v) == {"selector", "txt"} for v in data.values()), data
+    return data
+
+
+def _message(sender, rcpt, subject, body="lab test message\n"):
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = rcpt
+    msg["Subject"] = subject
+    msg["Date"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    msg["Message-ID"] = f"<{uuid.uuid4()}@lab.test>"
+    msg.set_content(body)
+    return msg
+
+
+def _fetch(host, user, subject):
+    """The raw message with ``subject`` in ``user``'s INBOX (IMAP, STARTTLS)."""
+    with imaplib.IMAP4(host, 143, timeout=30) as imap:
+        imap.starttls(ssl_context=tls_context())
+        imap.login(user, PASSWORDS[user])
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "SUBJECT", f'"{subject}"')
+        nums = data[0].split()
+        if not nums:
+            return None
+        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
+        return parts[0][1]
+
+
+def _served_txt(server_ip, name):
+    """The TXT record ``name`` as the DNS server answers it (None: not there)."""
+    query = dns.message.make_query(name, dns.rdatatype.TXT)
+    resp = dns.query.udp(query, server_ip, timeout=3)
+    if resp.truncated:
+        resp = dns.query.tcp(query, server_ip, timeout=3)
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.TXT:
+            return b"".join(next(iter(rrset)).strings)
+    return None
+
+
+def test_the_key_is_the_same_on_both_mail_nodes(lab, dkim_pillar):
+    for domain, entry in sorted(dkim_pillar.items()):
+        path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
+        seen = {}
+        for node in MAIL:
+            proc = lab.run(node, "sh", "-c", f"stat -c '%a %U %G' {path} && sha256sum < {path}")
+            assert proc.returncode == 0, proc.stderr
+            meta, digest = proc.stdout.splitlines()
+            assert meta == "640 _rspamd _rspamd", (node, meta)
+            seen[node] = digest
+            # its public half is the one the pillar (and so the zone) publishes
+            pub = lab.run(node, "openssl", "pkey", "-in", path, "-pubout", "-outform", "DER")
+            assert pub.returncode == 0, pub.stderr
+        assert seen["mx1"] == seen["mx2"], domain
+        der = lab.run(
+            "mx1", "sh", "-c", f"openssl pkey -in {path} -pubout -outform DER | base64 -w0"
+        ).stdout.strip()
+        assert entry["txt"] == f"v=DKIM1; k=rsa; p={der}", domain
+
+
+@pytest.mark.parametrize("node", MAIL)
+def test_submitted_mail_is_signed_and_verifies(lab, dkim_pillar, node):
+    sender, rcpt = "alice@example.test", "bob@example.test"
+    subject = f"dkim {node} {uuid.uuid4().hex[:8]}"
+    msg = _message(sender, rcpt, subject)
+    with smtplib.SMTP(lab.ip(node), 587, timeout=30) as smtp:
+        smtp.starttls(context=tls_context())
+        smtp.login(sender, PASSWORDS[sender])
+        smtp.send_message(msg)
+    raw = wait_for(lambda: _fetch(lab.ip(node), rcpt, subject), timeout=30, interval=0.5)
+    assert b"DKIM-Signature:" in raw, raw[:2000]
+    entry = dkim_pillar["example.test"]
+    name = f"{entry['selector']}._domainkey.example.test"
+    sig = dkim.DKIM(raw)
+    # against the pillar's record
+    assert sig.verify(dnsfunc=lambda n, timeout=5: entry["txt"].encode()), raw[:2000]
+    assert f"s={entry['selector']}".encode() in raw and b"d=example.test" in raw
+    # against the record each DNS server serves
+    if not (REPO / "_modules" / "mailcluster_records.py").exists():
+        pytest.skip("the DNS role does not publish DKIM records yet (checked against pillar)")
+    for server in DNS:
+        served = wait_for(lambda s=server: _served_txt(lab.ip(s), name), timeout=20)
+        assert served == entry["txt"].encode(), (server, served)
+        assert dkim.verify(raw, dnsfunc=lambda n, timeout=5, t=served: t), server
+
+
+def test_inbound_mail_is_scanned_not_signed_and_fast(lab):
+    """Port 25 from the host (outside): rspamd's headers, no signature, and the time it adds."""
+    rcpt = "bob@example.test"
+    times = {}
+    for node in MAIL:
+        subject = f"inbound {node} {uuid.uuid4().hex[:8]}"
+        msg = _message("someone@outside.invalid", rcpt, subject)
+        with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
+            smtp.ehlo("tester.outside.invalid")
+            smtp.mail("someone@outside.invalid")
+            smtp.rcpt(rcpt)
+            t0 = time.monotonic()
+            code, reply = smtp.data(msg.as_bytes())
+            times[node] = time.monotonic() - t0
+        assert code == 250, (node, code, reply)
+        raw = wait_for(lambda s=subject, n=node: _fetch(lab.ip(n), rcpt, s), timeout=30)
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert b"X-Spam-Status:" in head or b"Authentication-Results:" in head, head
+        assert b"DKIM-Signature:" not in head, head
+    print(f"DATA -> 250 through rspamd: {times}")
+    # the end of DATA waits for the scan: a few DNS lookups refused at once, not timeouts
+    assert max(times.values()) < 2.0, times
+
+
+@pytest.mark.parametrize("node", MAIL)
+def test_gtube_is_rejected_on_port_25(lab, node):
+    msg = _message("someone@outside.invalid", "bob@example.test", "gtube", f"{GTUBE}\n")
+    with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
+        smtp.ehlo("tester.outside.invalid")
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            smtp.send_message(msg)
+    assert 500 <= err.value.smtp_code < 600, err.value
+
+
+def _job_cache_since(lab, marker):
+    """Every file the master's job cache got since ``marker`` was touched, concatenated."""
+    proc = lab.run(
+        "salt",
+        "sh",
+        "-c",
+        f"find /var/cache/salt/master/jobs -type f -newer {marker} -exec cat {{}} + | base64 -w0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return base64.b64decode(proc.stdout.strip())
+
+
+def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
+    # the key lines as the mail nodes hold them (read there, never through the master)
+    needles = set()
+    for domain, entry in dkim_pillar.items():
+        path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
+        pem = lab.run("mx1", "cat", path).stdout
+        needles |= {line for line in pem.splitlines() if len(line) >= 16 and "-----" not in line}
+    assert len(needles) > 20
+    marker = f"/tmp/rspamd-test-{uuid.uuid4().hex}"
+    assert lab.run("salt", "touch", marker).returncode == 0
+    # make the apply rewrite every key file, so that a shown diff would carry the key
+    for node in MAIL:
+        for domain, entry in dkim_pillar.items():
+            path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
+            lab.run(node, "sh", "-c", f"echo placeholder > {path}")
+    outputs = []
+    for extra in (["test=True"], []):
+        proc = lab.salt("-L", ",".join(MAIL), "state.apply", "rspamd", *extra, "--out=json")
+        outputs.append(proc.stdout + proc.stderr)
+    ret = json.loads(outputs[1])
+    failed, changed = state_results(ret)
+    assert not failed, failed
+    rewritten = [c for c in changed if "/var/lib/rspamd/dkim/" in c]
+    assert len(rewritten) == len(MAIL) * len(dkim_pillar), changed
+    cache = _job_cache_since(lab, marker)
+    lab.run("salt", "rm", "-f", marker)
+    assert cache, "the job cache got nothing"
+    for where, text in (("test run", outputs[0]), ("apply", outputs[1])):
+        assert not [n for n in needles if n in text], f"a private key line in the {where} output"
+    assert not [n for n in needles if n.encode() in cache], "a private key line in the job cache"
+    # the keys are back, and a second apply changes nothing
+    again = lab.salt_json("-L", ",".join(MAIL), "state.apply", "rspamd")
+    failed, changed = state_results(again)
+    assert (failed, changed) == ([], []), (failed, changed)
