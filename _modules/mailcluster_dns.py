@@ -2,7 +2,8 @@
 DNS of the mail cluster: the zones computed from the ``mailcluster`` pillar, and the zone
 writer of the DNS primary.
 
-- :py:func:`zones` computes every DNS zone (NS, MX, round-robin A, SPF); the dns role's facts
+- :py:func:`zones` computes every DNS zone (NS, MX, round-robin A, SPF, and the DMARC, DKIM,
+  MTA-STS, TLS-RPT and client set-up records of ``mailcluster_records``); the dns role's facts
   and the master's failover runner use the same records.
 - :py:func:`dns_plan` and :py:func:`dns_sync` write the zone files that differ from pillar,
   bumping the serial only when the records change, with ``rndc freeze``/``thaw`` around
@@ -56,6 +57,8 @@ def __virtual__():
         return (False, "dnspython is not installed (pip install dnspython)")
     if "mailcluster.nodes_with" not in __salt__:
         return (False, "the mailcluster execution module is not loaded")
+    if "mailcluster_records.records" not in __salt__:
+        return (False, "the mailcluster_records execution module is not loaded")
     return __virtualname__
 
 
@@ -152,6 +155,14 @@ def zones(withdrawn=None, *, _mc=None):
         recs += [[params["rr_name"], ttl, "A", ip] for ip in svc_ips]
         recs.append(["@", ttl, "TXT", f'"{spf}"'])
         out[dom] = recs
+    # DMARC, DKIM, MTA-STS, TLS-RPT, client set-up (issue 13): mailcluster_records
+    for dom in [d for d in out if d != cdomain]:
+        more = __salt__["mailcluster_records.records"](
+            dom, ttl=ttl, mail_host=params["rr_name"], _mc=mc
+        )
+        for zone, recs in more.items():
+            if zone in out and zone != cdomain:
+                out[zone] += recs
     return out
 
 

@@ -221,6 +221,8 @@ def _web_facts(mc, name):
         ),
         "admin_password": secrets["postfixadmin"]["admin_password"],
         "admin": f"admin@{mc['cluster']['domain']}",
+        # per mail domain: MTA-STS policy and client set-up (mta-sts., autoconfig., autodiscover.)
+        "sites": __salt__["mailcluster_records.client_sites"](_mc=mc),
     }
 
 

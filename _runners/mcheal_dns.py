@@ -49,7 +49,7 @@ __virtualname__ = "mcheal_dns"
 #: record types the failover may change (the TSIG key's update-policy in salt/dns)
 MANAGED_TYPES = ("A", "AAAA", "MX", "TXT")
 #: the roles' execution modules the runner calls on the master
-ROLES_MODULES = ["mailcluster", "mailcluster_dns"]
+ROLES_MODULES = ["mailcluster", "mailcluster_dns", "mailcluster_records"]
 #: the minion loader of the roles' modules: {"key", "loader", "pillar"}
 _ROLES = {}
 #: guards _ROLES, and the pillar the loader's modules see during one call

@@ -1,5 +1,6 @@
-# Undo web: disable the HTTPS, proxy and Postfix Admin lighttpd config; the apps' packages and
-# databases are kept.
+{%- from "common/map.jinja" import mapdata as web with context %}
+# Undo web: disable the HTTPS, proxy and Postfix Admin lighttpd config, remove the domains'
+# MTA-STS and client set-up files; the apps' packages and databases are kept.
 
 web-clean-lighttpd-tls-file-absent:
   file.absent:
@@ -15,3 +16,7 @@ web-clean-lighttpd-service-running:
     - watch:
       - file: web-clean-lighttpd-tls-file-absent
       - file: web-clean-lighttpd-postfixadmin-file-absent
+
+web-clean-clients-file-absent:
+  file.absent:
+    - name: {{ web.clients.root }}

@@ -3,4 +3,5 @@
 include:
   - web.package
   - web.config
+  - web.clients
   - web.service

@@ -23,6 +23,8 @@ import salt.loader.lazy
 from mc_fake_cmd import REPO
 
 ZONES = ["cluster.test", "example.test", "sales.test"]
+#: the roles' modules the failover runner loads on the master (_runners/mcheal_dns.py)
+ROLES = ["mailcluster", "mailcluster_dns", "mailcluster_records"]
 
 
 def _only(tmp_path, opts, names, pillar, grains):
@@ -49,12 +51,12 @@ def _a_records(zones, zone, name):
 
 @pytest.fixture
 def master_side(tmp_path, minion_opts, lab_pillar):
-    """The runner's view: the lab pillar, no grains, only the two modules."""
+    """The runner's view: the lab pillar, no grains, only the roles' modules."""
     opts = _opts(minion_opts, id="salt", grains={}, pillar={})
-    return _only(tmp_path, opts, ["mailcluster", "mailcluster_dns"], lab_pillar, {})
+    return _only(tmp_path, opts, ROLES, lab_pillar, {})
 
 
-def test_zones_on_a_loader_with_only_the_two_modules(master_side, minion_opts, lab_pillar):
+def test_zones_on_a_loader_with_only_the_roles_modules(master_side, minion_opts, lab_pillar):
     assert sorted(master_side) == [
         "mailcluster.check",
         "mailcluster.dns_primary",
@@ -67,6 +69,12 @@ def test_zones_on_a_loader_with_only_the_two_modules(master_side, minion_opts, l
         "mailcluster_dns.dns_sync",
         "mailcluster_dns.soa_serial",
         "mailcluster_dns.zones",
+        "mailcluster_records.client_sites",
+        "mailcluster_records.mx_hosts",
+        "mailcluster_records.records",
+        "mailcluster_records.settings",
+        "mailcluster_records.sts_policy",
+        "mailcluster_records.web_names",
     ]
     zones = master_side["mailcluster_dns.zones"]()
     assert sorted(zones) == ZONES
@@ -97,7 +105,7 @@ def test_withdrawn_replaces_the_pillar_list_and_the_grain(tmp_path, minion_opts,
     pillar = lab_pillar  # this test changes it
     pillar["dns"] = {"withdrawn": ["mx1"]}
     opts = _opts(minion_opts, id="ns1", grains={}, pillar={})
-    by_pillar = _only(tmp_path, opts, ["mailcluster", "mailcluster_dns"], pillar, {"id": "ns1"})
+    by_pillar = _only(tmp_path, opts, ROLES, pillar, {"id": "ns1"})
     assert _a_records(by_pillar["mailcluster_dns.zones"](), "example.test", "mail") == [
         "10.88.0.112"
     ]
@@ -106,7 +114,7 @@ def test_withdrawn_replaces_the_pillar_list_and_the_grain(tmp_path, minion_opts,
     # the grain the failover sets on the DNS primary, and an explicit set instead of it
     del pillar["dns"]
     grains = {"id": "ns1", "mailcluster_dns_withdrawn": ["mx2"]}
-    by_grain = _only(tmp_path, opts, ["mailcluster", "mailcluster_dns"], pillar, grains)
+    by_grain = _only(tmp_path, opts, ROLES, pillar, grains)
     assert _a_records(by_grain["mailcluster_dns.zones"](), "example.test", "mail") == [
         "10.88.0.111"
     ]
@@ -171,7 +179,7 @@ def test_mapdata_gets_zones_and_hash_from_the_other_modules(minion_opts, lab_pil
             "needs mailcluster_dns.zones",
         ),
         (
-            ["mailcluster", "mailcluster_dns", "mailcluster_map"],
+            [*ROLES, "mailcluster_map"],
             "mailcluster_map.mapdata",
             "needs mailcluster_db.stable_hash",
         ),
