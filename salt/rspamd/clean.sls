@@ -14,6 +14,12 @@ rspamd-clean-dkim-dir-file-absent:
     - require:
       - service: rspamd-clean-rspamd-service-dead
 
+rspamd-clean-override-options-inc-file-absent:
+  file.absent:
+    - name: {{ rspamd.override_dir }}/options.inc
+    - require:
+      - service: rspamd-clean-rspamd-service-dead
+
 rspamd-clean-override-file-absent:
   file.absent:
     - name: {{ rspamd.override_file }}

@@ -57,6 +57,20 @@ rspamd-config-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
       - sls: rspamd.package
 {%- endfor %}
 
+# local_addrs replaces the package's list (in local.d it would be added to it)
+rspamd-config-override-options-inc-file-managed:
+  file.managed:
+    - name: {{ rspamd.override_dir }}/options.inc
+    - source: salt://rspamd/files/override-options.inc.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0644"
+    - context:
+        mapdata: {{ rspamd | json }}
+    - require:
+      - sls: rspamd.package
+
 rspamd-config-override-file-managed:
   file.managed:
     - name: {{ rspamd.override_file }}
@@ -77,6 +91,7 @@ rspamd-config-check-cmd-run:
     - name: rspamadm configtest
     - onchanges:
       - file: rspamd-config-override-file-managed
+      - file: rspamd-config-override-options-inc-file-managed
 {%- for name in local_files %}
       - file: rspamd-config-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed
 {%- endfor %}
