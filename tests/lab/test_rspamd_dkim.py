@@ -29,7 +29,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
-from _roles_helpers import PASSWORDS, REPO, state_results, tls_context, wait_for
+from _roles_helpers import PASSWORDS, REPO, apply_all, state_results, tls_context, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -199,20 +199,20 @@ def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
             lab.run(node, "sh", "-c", f"echo placeholder > {path}")
     outputs = []
     for extra in (["test=True"], []):
-        proc = lab.salt("-L", ",".join(MAIL), "state.apply", "rspamd", *extra, "--out=json")
-        outputs.append(proc.stdout + proc.stderr)
-    ret = json.loads(outputs[1])
-    failed, changed = state_results(ret)
+        ret, _ = apply_all(lab, "rspamd", *extra, target="mx*", expect=MAIL, timeout=300)
+        outputs.append(ret)
+    failed, changed = state_results(outputs[1])
     assert not failed, failed
-    rewritten = [c for c in changed if "/var/lib/rspamd/dkim/" in c]
+    rewritten = [c for c in changed if "rspamd-config-dkim-" in c and "-dir-" not in c]
     assert len(rewritten) == len(MAIL) * len(dkim_pillar), changed
     cache = _job_cache_since(lab, marker)
     lab.run("salt", "rm", "-f", marker)
     assert cache, "the job cache got nothing"
-    for where, text in (("test run", outputs[0]), ("apply", outputs[1])):
+    for where, ret in (("test run", outputs[0]), ("apply", outputs[1])):
+        text = json.dumps(ret)
         assert not [n for n in needles if n in text], f"a private key line in the {where} output"
     assert not [n for n in needles if n.encode() in cache], "a private key line in the job cache"
     # the keys are back, and a second apply changes nothing
-    again = lab.salt_json("-L", ",".join(MAIL), "state.apply", "rspamd")
+    again, _ = apply_all(lab, "rspamd", target="mx*", expect=MAIL, timeout=300)
     failed, changed = state_results(again)
     assert (failed, changed) == ([], []), (failed, changed)
