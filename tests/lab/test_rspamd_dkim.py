@@ -25,6 +25,7 @@ import uuid
 from email.message import EmailMessage
 
 import dkim
+import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -82,7 +83,7 @@ def _served_txt(server_ip, name):
     """The TXT record ``name`` as the DNS server answers it (None: not there)."""
     query = dns.message.make_query(name, dns.rdatatype.TXT)
     resp = dns.query.udp(query, server_ip, timeout=3)
-    if resp.truncated:
+    if resp.flags & dns.flags.TC:
         resp = dns.query.tcp(query, server_ip, timeout=3)
     for rrset in resp.answer:
         if rrset.rdtype == dns.rdatatype.TXT:
@@ -100,10 +101,8 @@ def test_the_key_is_the_same_on_both_mail_nodes(lab, dkim_pillar):
             meta, digest = proc.stdout.splitlines()
             assert meta == "640 _rspamd _rspamd", (node, meta)
             seen[node] = digest
-            # its public half is the one the pillar (and so the zone) publishes
-            pub = lab.run(node, "openssl", "pkey", "-in", path, "-pubout", "-outform", "DER")
-            assert pub.returncode == 0, pub.stderr
         assert seen["mx1"] == seen["mx2"], domain
+        # its public half is the one the pillar (and so the zone) publishes
         der = lab.run(
             "mx1", "sh", "-c", f"openssl pkey -in {path} -pubout -outform DER | base64 -w0"
         ).stdout.strip()
