@@ -10,8 +10,9 @@
   adds per message is measured and bounded (the lab has no internet: RBL lookups must not
   stall);
 - the GTUBE test message is refused on port 25 with a 5xx, on both nodes;
-- an apply that rewrites the key files shows no private key text in its output nor in the
-  master's job cache; a second apply has 0 changes.
+- an apply that rewrites the key files shows no private key text in its output, the master's
+  job cache, or what the mail nodes' minion log, syslog and rspamd log got meanwhile; a second
+  apply has 0 changes.
 """
 
 from __future__ import annotations
@@ -181,6 +182,12 @@ def _job_cache_since(lab, marker):
     return base64.b64decode(proc.stdout.strip())
 
 
+def _sizes(lab, node, paths):
+    """{path: size} of the files that exist on the node."""
+    out = lab.run(node, "sh", "-c", "stat -c '%n %s' " + " ".join(paths) + " 2>/dev/null").stdout
+    return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+
+
 def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
     # the key lines as the mail nodes hold them (read there, never through the master)
     needles = set()
@@ -189,6 +196,8 @@ def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
         pem = lab.run("mx1", "cat", path).stdout
         needles |= {line for line in pem.splitlines() if len(line) >= 16 and "-----" not in line}
     assert len(needles) > 20
+    logs = ("/var/log/salt/minion", "/var/log/syslog", "/var/log/rspamd/rspamd.log")
+    sizes = {node: _sizes(lab, node, logs) for node in MAIL}
     marker = f"/tmp/rspamd-test-{uuid.uuid4().hex}"
     assert lab.run("salt", "touch", marker).returncode == 0
     # make the apply rewrite every key file, so that a shown diff would carry the key
@@ -206,11 +215,16 @@ def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
     assert len(rewritten) == len(MAIL) * len(dkim_pillar), changed
     cache = _job_cache_since(lab, marker)
     lab.run("salt", "rm", "-f", marker)
-    assert cache, "the job cache got nothing"
+    # the scan reads the apply's returns: they name the key files' states
+    assert b"rspamd-config-dkim-example-test-file-managed" in cache, "not the apply's job files"
     for where, ret in (("test run", outputs[0]), ("apply", outputs[1])):
         text = json.dumps(ret)
         assert not [n for n in needles if n in text], f"a private key line in the {where} output"
     assert not [n for n in needles if n.encode() in cache], "a private key line in the job cache"
+    for node in MAIL:  # what the minion (info), syslog and rspamd logged meanwhile
+        for log, size in sizes[node].items():
+            text = lab.run(node, "tail", "-c", f"+{size + 1}", log).stdout
+            assert not [n for n in needles if n in text], f"a private key line in {node}:{log}"
     # the keys are back, and a second apply changes nothing
     again, _ = apply_all(lab, "rspamd", target="mx*", expect=MAIL, timeout=300)
     failed, changed = state_results(again)
