@@ -29,8 +29,8 @@ EXPECTED_TOP = {
 }
 MAP_ROLES = {
     "salt": ["common", "ca"],
-    "mx1": ["common", "mail", "ha", "graphs"],
-    "mx2": ["common", "mail", "ha", "graphs"],
+    "mx1": ["common", "mail", "ha", "graphs", "rspamd"],
+    "mx2": ["common", "mail", "ha", "graphs", "rspamd"],
     "ns1": ["common", "db", "dns", "web"],
     "ns2": ["common", "db", "dns"],
 }
@@ -108,6 +108,10 @@ def test_templates_render(reports, node):
         main_cf = rendered["/etc/postfix/main.cf"]
         assert "virtual_transport = lmtp:unix:private/dovecot-lmtp" in main_cf
         assert "myhostname = mx1.cluster.test" in main_cf
+        # rspamd as the milter; a dead one lets mail through (docs/spam-dkim.md)
+        assert "smtpd_milters = inet:127.0.0.1:11332" in main_cf
+        assert "milter_default_action = accept" in main_cf
+        assert "greylist = null;" in rendered["/etc/rspamd/local.d/actions.conf"]
         sql = rendered["/etc/postfix/sql/virtual_mailboxes.cf"]
         assert "hosts = 10.88.0.21" in sql  # dc1: nearest DB is the primary
         assert "ucast eth0 10.88.0.12" in rendered["/etc/ha.d/ha.cf"]
