@@ -9,6 +9,7 @@
 - mail from outside on port 25 is scanned (rspamd's headers) and not signed; the time rspamd
   adds per message is measured and bounded (the lab has no internet: RBL lookups must not
   stall);
+- with rspamd stopped, mail is still accepted at once (milter_default_action accept);
 - the GTUBE test message is refused on port 25 with a 5xx, on both nodes;
 - an apply that rewrites the key files shows no private key text in its output, the master's
   job cache, or what the mail nodes' minion log, syslog and rspamd log got meanwhile; a second
@@ -158,6 +159,30 @@ def test_inbound_mail_is_scanned_not_signed_and_fast(lab):
     print(f"DATA -> 250 through rspamd: {times}")
     # the end of DATA waits for the scan: a few DNS lookups refused at once, not timeouts
     assert max(times.values()) < 2.0, times
+
+
+def test_mail_flows_while_rspamd_is_down(lab):
+    """milter_default_action accept: with rspamd stopped, mx2 takes mail at once, unscanned."""
+    node, rcpt = "mx2", "bob@example.test"
+    subject = f"no rspamd {uuid.uuid4().hex[:8]}"
+    assert lab.run(node, "systemctl", "stop", "rspamd").returncode == 0
+    try:
+        msg = _message("someone@outside.invalid", rcpt, subject)
+        with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
+            smtp.ehlo("tester.outside.invalid")
+            smtp.mail("someone@outside.invalid")
+            smtp.rcpt(rcpt)
+            t0 = time.monotonic()
+            code, reply = smtp.data(msg.as_bytes())
+            took = time.monotonic() - t0
+        assert code == 250, (code, reply)
+        assert took < 2.0, took  # the refused milter connection costs nothing
+        raw = wait_for(lambda: _fetch(lab.ip(node), rcpt, subject), timeout=30)
+        assert b"X-Spam-Status:" not in raw.split(b"\r\n\r\n", 1)[0]
+    finally:
+        assert lab.run(node, "systemctl", "start", "rspamd").returncode == 0
+    # back in service: postfix reaches the milter again
+    wait_for(lambda: lab.run(node, "nc", "-z", "127.0.0.1", "11332").returncode == 0, timeout=60)
 
 
 @pytest.mark.parametrize("node", MAIL)
