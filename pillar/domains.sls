@@ -33,7 +33,6 @@ mailcluster:
       dmarc:
         policy: reject
         sp: quarantine
-        pct: 50
         rua: [postmaster@example.test, postmaster@sales.test]
       tls_rpt:
         rua: postmaster@example.test

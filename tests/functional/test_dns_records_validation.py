@@ -169,7 +169,7 @@ def test_lab_records(computed):
         "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.test"
     ]
     assert _txt(lab, "sales.test", "_dmarc") == [
-        "v=DMARC1; p=reject; sp=quarantine; pct=50; "
+        "v=DMARC1; p=reject; sp=quarantine; "
         "rua=mailto:postmaster@example.test,mailto:postmaster@sales.test"
     ]
     # reports of sales.test go to example.test, whose zone authorizes them (RFC 7489 7.1)

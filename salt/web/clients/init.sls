@@ -15,7 +15,6 @@ web-clients-{{ site.domain }}-mta-sts-file-managed:
   file.managed:
     - name: {{ root }}/{{ site.domain }}/.well-known/mta-sts.txt
     - contents: {{ site.mta_sts.text | json }}
-    - contents_newline: false
     - makedirs: true
     - mode: "0644"
     - require:
