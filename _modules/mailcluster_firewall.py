@@ -131,6 +131,9 @@ def _entries(mapdata, roles):
     table = mapdata.get("roles") or {}
     for role in roles:
         for i, entry in enumerate(table.get(role) or []):
+            # `when`: a pillar key (read like pillar_key) that must be true for the entry
+            if entry.get("when") and _role_setting(entry["when"], False)[0] is not True:
+                continue
             yield f"firewall:lookup:roles:{role}:{i}", entry
     extra = mapdata.get("extra_ports") or {}
     for kind in ("world", "cluster"):

@@ -14,6 +14,7 @@ base:
     - ca
     - backup
     - rspamd
+    - acme
     - local
     - roles_test
     - ignore_missing: true

@@ -15,6 +15,12 @@ base:
     - common
     - selfheal.watchdog
     - firewall
+  # THE LAB'S TEST ACME CA (pebble, salt/acme/pebble) on the master's node, only with pillar
+  # acme:pebble:enabled; the ACME certificates themselves come with the mail and web configs
+  # (acme.certificate, when pillar acme:server is set)
+  'I@mailcluster:node:roles:master and I@acme:pebble:enabled:true':
+    - match: compound
+    - acme.pebble
   'mailcluster:node:roles:db_primary':
     - match: pillar
     - db.primary

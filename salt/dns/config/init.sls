@@ -34,3 +34,24 @@ dns-config-tsig-key-file-managed:
     - check_cmd: named-checkconf
     - require:
       - sls: dns.package
+{%- if dns.get("acme") %}
+
+# the ACME TSIG key (salt/acme): certbot on the mail and web nodes signs its DNS-01 updates
+# with it; named.conf.local lets it change only the _acme-challenge TXT records (a secret:
+# no diff in the state's output)
+dns-config-acme-key-file-managed:
+  file.managed:
+    - name: {{ dns.acme.key_file }}
+    - contents: |
+        key "{{ dns.acme.key_name }}" {
+          algorithm {{ dns.acme.tsig.algorithm }};
+          secret "{{ dns.acme.tsig.secret }}";
+        };
+    - user: root
+    - group: bind
+    - mode: "0640"
+    - show_changes: false
+    - check_cmd: named-checkconf
+    - require:
+      - sls: dns.package
+{%- endif %}

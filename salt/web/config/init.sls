@@ -3,6 +3,9 @@
 include:
   - web.package
   - common.tls
+{%- if web.acme is defined %}
+  - acme.certificate
+{%- endif %}
 
 # holds Roundcube's des_key: no diff in the state's output (nor in the job cache)
 web-config-roundcube-file-managed:
@@ -48,6 +51,9 @@ web-config-lighttpd-tls-file-managed:
     - require:
       - sls: web.package
       - sls: common.tls
+{%- if web.acme is defined %}
+      - file: acme-certificate-cert-file-copy
+{%- endif %}
 
 web-config-lighttpd-tls-file-symlink:
   file.symlink:

@@ -5,6 +5,9 @@
 include:
   - mail.postfix.package
   - common.tls
+{%- if mail.acme is defined %}
+  - acme.certificate
+{%- endif %}
 
 mail-postfix-config-main-cf-file-managed:
   file.managed:
@@ -17,6 +20,9 @@ mail-postfix-config-main-cf-file-managed:
         rspamd: {{ {"enabled": rspamd.enabled, "milter": rspamd.milter} | json }}
     - require:
       - sls: common.tls
+{%- if mail.acme is defined %}
+      - cmd: acme-certificate-sni-map-cmd-run
+{%- endif %}
       - sls: mail.postfix.package
 
 mail-postfix-config-master-cf-file-managed:

@@ -1,0 +1,5 @@
+{%- from "acme/map.jinja" import acme with context %}
+
+acme-package-certbot-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ acme.packages | json }}
