@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import imaplib
+import json
 import smtplib
 import socket
 import ssl
@@ -70,6 +71,12 @@ def query(server: str, name: str, rtype: str) -> list[str]:
         for rd in rrset
         if rrset.rdtype == dns.rdatatype.from_text(rtype)
     )
+
+
+def query_txt(server: str, name: str) -> list[str]:
+    """Each TXT record of ``name``, its strings joined (as a verifier reads it)."""
+    resp = dns.query.udp(dns.message.make_query(name, "TXT"), server, timeout=2)
+    return [b"".join(rd.strings).decode() for rrset in resp.answer for rd in rrset]
 
 
 def soa_serial(server: str, zone: str) -> int | None:
@@ -133,6 +140,29 @@ def test_checkdmarc_parses_the_records(converged, node, domain):
     assert rpt["valid"] and rpt["warnings"] == [], rpt
     want = "postmaster@example.test" if domain == "sales.test" else f"postmaster@{domain}"
     assert rpt["tags"]["rua"]["value"] == [f"mailto:{want}"]
+
+
+def test_dkim_records_are_the_pillars_on_both_servers(converged, lab):
+    """The DKIM TXT of each domain (pillar mailcluster_dkim, made on the master) is served
+    whole by both servers, however many 255-octet strings it was split into."""
+    proc = lab.run(
+        "ns1",
+        "salt-call",
+        "--no-return-event",
+        "--out=json",
+        "pillar.get",
+        "mailcluster_dkim",
+        "unmask=True",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dkim = json.loads(proc.stdout)["local"]
+    assert set(dkim) >= set(DOMAINS), dkim
+    for domain, entry in dkim.items():
+        for node, ip in converged.items():
+            got = query_txt(ip, f"{entry['selector']}._domainkey.{domain}")
+            assert got == [entry["txt"]], (node, domain, got)
+            assert len(entry["txt"]) > 255  # a 2048-bit key: more than one string
 
 
 @pytest.mark.parametrize("domain", sorted(DOMAINS))
