@@ -142,6 +142,7 @@ def computed(tmp_path_factory):
             ["mailcluster_dns.zones", [], {"withdrawn": ["mx1"]}],
             ["mailcluster_records.client_sites"],
             ["mailcluster_records.web_names", "added.test"],
+            ["state.show_sls", "web.clients"],
         ],
         pillar_copy(tmp / "more", EXTRA),
     )
@@ -189,7 +190,7 @@ def test_lab_records(computed):
 
 
 def test_defaults_overrides_and_dkim(computed):
-    _lab, errors, zones, _withdrawn, sites, names = computed
+    _lab, errors, zones, _withdrawn, sites, names, _web = computed
     assert errors == []
     # the cluster default (dns:dmarc) under the domain's own policy; rua from the default
     assert _txt(zones, "example.test", "_dmarc") == [
@@ -220,7 +221,7 @@ def test_defaults_overrides_and_dkim(computed):
 
 
 def test_the_sts_id_follows_the_policy_not_a_failover(computed):
-    lab, _errors, zones, withdrawn, sites, _names = computed
+    lab, _errors, zones, withdrawn, sites, _names, _web = computed
     by_domain = {s["domain"]: s for s in sites}
     for zone in ("example.test", "sales.test", "added.test"):
         (sts,) = _txt(zones, zone, "_mta-sts")
@@ -231,3 +232,17 @@ def test_the_sts_id_follows_the_policy_not_a_failover(computed):
     # max_age changed (dns:mta_sts) on sales.test: a new id; example.test's own max_age: same
     assert _txt(lab, "sales.test", "_mta-sts") != _txt(zones, "sales.test", "_mta-sts")
     assert _txt(lab, "example.test", "_mta-sts") == _txt(zones, "example.test", "_mta-sts")
+
+
+def test_the_web_role_serves_an_added_domain_in_the_same_apply(computed):
+    web = computed[-1]
+    assert isinstance(web, dict), web
+    policy = web["web-clients-added.test-mta-sts-file-managed"]["file"]
+    args = {k: v for item in policy if isinstance(item, dict) for k, v in item.items()}
+    assert args["name"] == "/var/www/mailcluster-clients/added.test/.well-known/mta-sts.txt"
+    assert args["contents"].endswith("max_age: 3600\n")
+    for what in ("autoconfig", "autodiscover"):
+        assert f"web-clients-added.test-{what}-file-managed" in web
+    # a domain no longer served: its folder goes with the root's clean
+    root = web["web-clients-root-file-directory"]["file"]
+    assert {"clean": True} in root
