@@ -229,3 +229,17 @@ def test_default_selector_is_the_roles_default():
     conf = yaml.safe_load((REPO / "reactor/master.d/dkim.conf").read_text())
     assert conf["pillar_dirs"] == ["/srv/mailcluster/_pillar"]
     assert list(conf["ext_pillar"][0]) == ["mailcluster_dkim"]
+
+
+def test_disabled_renders_the_clean_and_no_milter(tmp_path):
+    high, templates = run_node(
+        tmp_path,
+        "mx1",
+        [["state.show_highstate"], ["templates"]],
+        pillar_copy(tmp_path, "rspamd: {enabled: false}\n"),
+    )
+    ids = {k for k, v in high.items() if v["__sls__"].startswith("rspamd")}
+    assert "rspamd-clean-rspamd-service-dead" in ids
+    assert not [i for i in ids if not i.startswith("rspamd-clean-")], ids
+    main_cf = templates["/etc/postfix/main.cf"]["text"]
+    assert "smtpd_milters" not in main_cf and "virtual_transport" in main_cf
