@@ -36,11 +36,12 @@ ROLE_SLS = {
     "dns_primary": ["dns.primary"],
     "dns_secondary": ["dns.secondary"],
     "storage": ["storage"],
-    "mail": ["mail"],
+    # fail2ban (salt/fail2ban) on every node users log in to
+    "mail": ["mail", "fail2ban"],
     # the self-healing beacon watches the heartbeat pair, so it comes with the ha role
     "ha": ["ha", "selfheal"],
     "graphs": ["graphs"],
-    "web": ["web"],
+    "web": ["web", "fail2ban"],
     # the cluster CA (salt/ca): first, the other nodes' certificates wait for it
     "master": ["ca"],
     # backup sets (salt/backup): the target runs the job, store nodes and the DB primary serve it
@@ -61,6 +62,7 @@ SLS_ORDER = [
     "selfheal",
     "graphs",
     "web",
+    "fail2ban",
     "backup",
 ]
 

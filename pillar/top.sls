@@ -14,6 +14,7 @@ base:
     - ca
     - backup
     - rspamd
+    - fail2ban
     - acme
     - local
     - roles_test

@@ -49,6 +49,11 @@ base:
   'mailcluster:node:roles:web':
     - match: pillar
     - web
+  # brute-force protection (salt/fail2ban) on the nodes users log in to, after the roles whose
+  # logs its jails read
+  'I@mailcluster:node:roles:mail or I@mailcluster:node:roles:web':
+    - match: compound
+    - fail2ban
   'mailcluster:node:roles:backup':
     - match: pillar
     - backup

@@ -22,9 +22,9 @@ MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
     # the CA first on the master (salt/ca): the other nodes' certificates wait for it
     "salt": ["common.pillar", "ca", *BASE_TOP[1:], "backup"],
-    "mx1": [*MAIL_TOP, "backup"],
-    "mx2": [*MAIL_TOP, "backup"],
-    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web", "backup"],
+    "mx1": [*MAIL_TOP, "fail2ban", "backup"],
+    "mx2": [*MAIL_TOP, "fail2ban", "backup"],
+    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web", "fail2ban", "backup"],
     "ns2": [*BASE_TOP, "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {
