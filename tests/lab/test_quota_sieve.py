@@ -23,6 +23,7 @@ import imaplib
 import os
 import shlex
 import smtplib
+import socket
 import time
 import uuid
 from email.message import EmailMessage
@@ -208,6 +209,9 @@ def test_full_mailbox_refused_at_rcpt(boxes):
         assert "Mailbox is full" in text
         code, text, _ = rcpt(ip, addr("mcqs-peer"))
         assert code == 250, (node, code, text)
+        # an alias is no dovecot user: quota-status leaves it to postfix's maps (DUNNO)
+        code, text, _ = rcpt(ip, addr("postmaster"))
+        assert code == 250, (node, code, text)
     # nothing more reached the full mailbox, the peer still takes mail
     smtp_send(MX["mx2"], message(sender, addr("mcqs-peer"), "mcqs-peer-ok"))
     wait_for(lambda: "mcqs-peer-ok" in subjects(MX["mx1"], "mcqs-peer"), timeout=30)
@@ -288,8 +292,23 @@ def sieve_connect(lab, *args: str) -> str:
     return _ok(proc, " ".join(args))
 
 
+def managesieve_greeting(host: str) -> str:
+    """What ManageSieve offers before STARTTLS (up to its first OK line)."""
+    with socket.create_connection((host, 4190), timeout=10) as sock:
+        data = b""
+        while b"\nOK" not in data and not data.startswith(b"OK"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode()
+
+
 def test_sieve_script_from_mx1_applies_on_mx2(boxes):
     lab = boxes
+    for ip in MX.values():  # no AUTH offered before STARTTLS
+        greeting = managesieve_greeting(ip)
+        assert '"STARTTLS"' in greeting and '"SASL" ""' in greeting, greeting
     _ok(
         lab.run(
             "salt",
