@@ -230,6 +230,9 @@ def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
         path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
         pem = lab.run("mx1", "cat", path).stdout
         needles |= {line for line in pem.splitlines() if len(line) >= 16 and "-----" not in line}
+    # the PEM lines that hold only the modulus may line up with the public TXT record's
+    # base64 (seen: the zones' text in the job cache): those are public, not needles
+    needles = {n for n in needles if not any(n in e["txt"] for e in dkim_pillar.values())}
     assert len(needles) > 20
     logs = ("/var/log/salt/minion", "/var/log/syslog", "/var/log/rspamd/rspamd.log")
     sizes = {node: _sizes(lab, node, logs) for node in MAIL}
