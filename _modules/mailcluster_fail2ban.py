@@ -185,10 +185,16 @@ def _address(ip):
         raise CommandExecutionError(f"{ip!r} is not an IP address") from None
 
 
+def _own(key):
+    """Pillar ``fail2ban:<key>`` over ``fail2ban:lookup:<key>``, without the role's defaults:
+    the peer ban's calls stay cheap (the defaults come from the master's file server)."""
+    value = traverse_dict(__pillar__, f"{ROLE_KEY}:{key}")
+    return value if value is not None else traverse_dict(__pillar__, f"{ROLE_KEY}:lookup:{key}")
+
+
 def _jail(jail):
     if jail is None:
-        merged = __salt__["mailcluster_schema.merged"](ROLE_KEY)
-        jail = (merged.get("peer_ban") or {}).get("jail")
+        jail = _own("peer_ban:jail") or "mailcluster-peer"
     if not isinstance(jail, str) or not JAIL_RE.match(jail):
         raise CommandExecutionError(f"{jail!r} is not a jail name")
     return jail
@@ -224,7 +230,7 @@ def ban(ip, jail=None):
         salt mx2 mailcluster_fail2ban.ban 192.0.2.10
     """
     addr, jail = _address(ip), _jail(jail)
-    for net in never_banned():
+    for net in never_banned({"ignoreip": _own("ignoreip") or []}):
         if addr in ipaddress.ip_network(net, strict=False):
             return {
                 "ip": str(addr),
@@ -232,10 +238,10 @@ def ban(ip, jail=None):
                 "banned": False,
                 "comment": f"{addr} is never banned here (in {net}: fail2ban ignoreip)",
             }
-    if str(addr) in banned(jail):
-        return {"ip": str(addr), "jail": jail, "banned": True, "comment": "already banned"}
-    _client("set", jail, "banip", str(addr))
-    return {"ip": str(addr), "jail": jail, "banned": True, "comment": "banned"}
+    # fail2ban answers the number of addresses it newly banned: 0 when it was banned already
+    fresh = _client("set", jail, "banip", str(addr)).strip() != "0"
+    comment = "banned" if fresh else "already banned"
+    return {"ip": str(addr), "jail": jail, "banned": True, "comment": comment}
 
 
 def unban(ip, jail=None):
