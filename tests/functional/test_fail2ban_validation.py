@@ -170,3 +170,25 @@ def test_jails_per_node(tmp_path, node, jails, ports):
 def test_no_fail2ban_without_mail_or_web(tmp_path, node):
     top, jail, _ = _jails(tmp_path, node)
     assert "fail2ban" not in top and jail is None
+
+
+def test_disabled_role_is_removed_in_reverse(tmp_path):
+    """``fail2ban:enabled: false``: the role's init is its clean (service stopped first, which
+    removes fail2ban's nftables table, then the role's files, then the package)."""
+    (high,) = run_node(
+        tmp_path, "mx1", [["state.show_sls", "fail2ban"]], pillar_copy(tmp_path, OFF)
+    )
+    assert isinstance(high, dict), high
+    assert sorted(high) == [
+        "fail2ban-config-clean-files-file-absent",
+        "fail2ban-package-clean-pkgs-pkg-removed",
+        "fail2ban-service-clean-service-dead",
+    ]
+    files = high["fail2ban-config-clean-files-file-absent"]["file"]
+    names = next(a["names"] for a in files if isinstance(a, dict) and "names" in a)
+    assert "/etc/fail2ban/jail.d/mailcluster.local" in names
+    requisites = str(high["fail2ban-package-clean-pkgs-pkg-removed"])
+    assert "fail2ban.config.clean" in requisites
+
+
+OFF = "fail2ban: {enabled: false}\n"
