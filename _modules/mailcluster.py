@@ -52,6 +52,7 @@ SLS_ORDER = [
     "common",
     "selfheal.watchdog",
     "firewall",
+    "acme.pebble",
     "db.primary",
     "db.replica",
     "dns.primary",
@@ -63,6 +64,7 @@ SLS_ORDER = [
     "graphs",
     "web",
     "fail2ban",
+    "acme",
     "backup",
 ]
 
@@ -419,6 +421,13 @@ def top_sls(node=None):
     if validate():
         return ["common.pillar"]
     wanted = {sls for role in node_roles(node) for sls in ROLE_SLS[role]}
+    # the ACME certificates (salt/acme) with pillar acme:server on the nodes that serve TLS to
+    # users, and the lab's test CA with acme:pebble:enabled on the master (as in top.sls)
+    acme = __pillar__.get("acme") or {}
+    if str(acme.get("server") or "").startswith("https://") and wanted & {"mail", "web"}:
+        wanted.add("acme")
+    if (acme.get("pebble") or {}).get("enabled") is True and "ca" in wanted:
+        wanted.add("acme.pebble")
     return ["common.pillar"] + [sls for sls in SLS_ORDER if sls in wanted]
 
 

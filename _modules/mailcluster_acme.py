@@ -217,10 +217,13 @@ def due(info, renew_days=30):
     return left < datetime.timedelta(days=int(renew_days))
 
 
-def _tail(text, lines=4):
-    return " | ".join(
-        [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()][-lines:]
-    )
+#: certbot's lines that say nothing about what went wrong
+_NOISE = ("Saving debug log", "Ask for help", "An unexpected error occurred")
+
+
+def _tail(text, lines=3):
+    kept = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return " | ".join([ln for ln in kept if not ln.startswith(_NOISE)][-lines:])
 
 
 def obtain(

@@ -35,7 +35,7 @@ def __virtual__():
 
 def certificate(
     name,
-    names,
+    dns_names,
     server,
     email,
     credentials,
@@ -49,7 +49,7 @@ def certificate(
     config_dir="/etc/letsencrypt",
 ):
     """
-    certbot's lineage ``name`` holds a certificate for ``names`` from the ACME directory
+    certbot's lineage ``name`` holds a certificate for ``dns_names`` from the ACME directory
     ``server``, with more than ``renew_days`` left, and ``deployed`` (the file the services
     read, which the deploy ``hook`` writes) is that certificate. When the server does not
     answer, the state fails naming it and the services keep the certificate they have.
@@ -59,14 +59,14 @@ def certificate(
         acme-certificate-mailcluster-acme-certificate:
           mailcluster_acme.certificate:
             - name: mailcluster
-            - names: [mail.example.test, mx1.example.test]
+            - dns_names: [mail.example.test, mx1.example.test]
             - server: https://acme-v02.api.letsencrypt.org/directory
             - email: hostmaster@example.test
             - credentials: /etc/letsencrypt/mailcluster-rfc2136.ini
             - hook: /usr/local/sbin/mailcluster-acme-deploy
             - deployed: /etc/ssl/mailcluster/acme.crt
     """
-    wanted = sorted(names)
+    wanted = sorted(dns_names)
 
     def read():
         return __salt__["mailcluster_acme.lineage"](name, config_dir, deployed)

@@ -5,6 +5,9 @@
 # and asks the DNS primary for the _acme-challenge TXT records at once (propagation 0).
 # The TSIG key is in secrets.sls (mailcluster:secrets:acme).
 acme:
+  server: https://salt.cluster.test:14000/dir
   email: hostmaster@example.test
   server_ca: /etc/ssl/mailcluster/ca.crt
   propagation_seconds: 0
+  pebble:
+    enabled: true

@@ -18,7 +18,6 @@ mailcluster:
       algorithm: hmac-sha256
       secret: U5JZ1fz8cm8KFWUuBxx6b/wsocmTPfpckWe0JSnrvsc=
     acme:   # certbot's DNS-01 updates (acme role): BIND lets it change _acme-challenge TXT only
-      algorithm: hmac-sha256
       secret: JQXirzGb+HFIoWe/8Wz5+bwChsDYT3V+DMxOiu7A/NQ=
     roundcube:
       des_key: lab-rc-deskey-0123456789

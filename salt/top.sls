@@ -16,8 +16,7 @@ base:
     - selfheal.watchdog
     - firewall
   # THE LAB'S TEST ACME CA (pebble, salt/acme/pebble) on the master's node, only with pillar
-  # acme:pebble:enabled; the ACME certificates themselves come with the mail and web configs
-  # (acme.certificate, when pillar acme:server is set)
+  # acme:pebble:enabled
   'I@mailcluster:node:roles:master and I@acme:pebble:enabled:true':
     - match: compound
     - acme.pebble
@@ -54,6 +53,11 @@ base:
   'I@mailcluster:node:roles:mail or I@mailcluster:node:roles:web':
     - match: compound
     - fail2ban
+  # certificates from an ACME CA (salt/acme) on the nodes that serve TLS to users, only with
+  # pillar acme:server; after the mail and web roles, whose configs name them (acme.seed)
+  '( I@mailcluster:node:roles:mail or I@mailcluster:node:roles:web ) and I@acme:server:https://*':
+    - match: compound
+    - acme
   'mailcluster:node:roles:backup':
     - match: pillar
     - backup

@@ -9,5 +9,6 @@
 include:
   - acme.package
   - acme.config
+  - acme.seed
   - acme.certificate
 {%- endif %}

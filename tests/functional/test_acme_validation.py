@@ -4,8 +4,8 @@
   label, an unknown key, a TSIG secret that is not base64) is refused naming the key by
   ``mailcluster.validate``; a server without its e-mail or TSIG secret stops the mail role's
   SLS naming the missing key;
-- off (the lab pillar as committed before the switch, no ``acme:server``): no service config
-  names an ACME file and no acme state renders;
+- off (no ``acme:server``, pebble disabled): no service config names an ACME file, no acme
+  state renders, pebble's port stays closed;
 - on: mx1's certificate holds every name of every domain (round robin, both MX hosts,
   autoconfig, autodiscover, mta-sts, webmail), ns1's the web names only; postfix, dovecot and
   lighttpd serve it by SNI next to the cluster certificate; the DNS primary lets the ACME key
@@ -17,6 +17,7 @@ import yaml
 from test_roles_support import pillar_copy, run_node
 from test_roles_validation import _merged, _run
 
+OFF = yaml.dump({"acme": {"server": None, "pebble": {"enabled": False}}})
 ON = {
     "acme": {
         "server": "https://salt.cluster.test:14000/dir",
@@ -74,7 +75,7 @@ def _without_acme_secret(root):
     secrets = root / "secrets.sls"
     lines = secrets.read_text().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith("    acme:"))
-    secrets.write_text("".join(lines[:at] + lines[at + 3 :]))
+    secrets.write_text("".join(lines[:at] + lines[at + 2 :]))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +111,7 @@ def rendered_on(tmp_path_factory):
 
 def test_off_renders_no_acme(tmp_path):
     for node in ("mx1", "ns1"):
-        high, templates = _render(tmp_path / node, node, pillar_copy(tmp_path / node, None))
+        high, templates = _render(tmp_path / node, node, pillar_copy(tmp_path / node, OFF))
         assert not [k for k in high if k.startswith("acme-")], node
         assert not any("acme" in text for text in templates.values()), node
 
@@ -123,7 +124,7 @@ def _args(high, state_id):
 
 def test_mail_node_certificate_holds_every_name_of_every_domain(rendered_on):
     high, templates = rendered_on["mx1"]
-    names = _args(high, "acme-certificate-mailcluster-acme-certificate")["names"]
+    names = _args(high, "acme-certificate-mailcluster-acme-certificate")["dns_names"]
     labels = ["autoconfig", "autodiscover", "mail", "mta-sts", "mx1", "mx2", "webmail"]
     assert names == sorted(f"{n}.{d}" for d in ("example.test", "sales.test") for n in labels)
     main_cf = templates["/etc/postfix/main.cf"]
@@ -132,8 +133,8 @@ def test_mail_node_certificate_holds_every_name_of_every_domain(rendered_on):
     sni = templates["/etc/postfix/mailcluster-sni"]
     assert "mail.sales.test /etc/ssl/mailcluster/acme.key /etc/ssl/mailcluster/acme.crt" in sni
     dovecot = templates["/etc/dovecot/dovecot.conf"]
-    assert f"local_name {' '.join(names)} {{" in dovecot
-    assert "ssl_cert = </etc/ssl/mailcluster/acme.crt" in dovecot
+    for name in names:  # one block per name: dovecot 2.3 takes one name per local_name
+        assert f"local_name {name} {{\n  ssl_cert = </etc/ssl/mailcluster/acme.crt" in dovecot
     ini = _args(high, "acme-config-credentials-file-managed")
     assert (ini["mode"], ini["show_changes"]) == ("0600", False)
     assert (
@@ -143,7 +144,7 @@ def test_mail_node_certificate_holds_every_name_of_every_domain(rendered_on):
 
 def test_web_node_certificate_holds_the_web_names(rendered_on):
     high, templates = rendered_on["ns1"]
-    names = _args(high, "acme-certificate-mailcluster-acme-certificate")["names"]
+    names = _args(high, "acme-certificate-mailcluster-acme-certificate")["dns_names"]
     labels = ["autoconfig", "autodiscover", "mta-sts", "webmail"]
     assert names == sorted(f"{n}.{d}" for d in ("example.test", "sales.test") for n in labels)
     light = templates["/etc/lighttpd/conf-available/60-mailcluster.conf"]
@@ -177,5 +178,15 @@ def test_pebble_only_on_the_master_when_enabled(rendered_on):
 
 
 def test_pebble_port_closed_when_disabled(tmp_path):
-    _high, templates = _render(tmp_path, "salt", pillar_copy(tmp_path, None))
+    _high, templates = _render(tmp_path, "salt", pillar_copy(tmp_path, OFF))
     assert "14000" not in templates["/etc/nftables.d/mailcluster.nft"]
+
+
+def test_top_gives_acme_to_the_tls_nodes_only_when_on(tmp_path):
+    tops = {}
+    for node in ("salt", "mx1", "ns1", "ns2"):
+        root = pillar_copy(tmp_path / node, yaml.dump(ON))
+        (tops[node],) = run_node(tmp_path / node, node, [["state.show_top"]], root)
+    assert "acme" in tops["mx1"]["base"] and "acme" in tops["ns1"]["base"]
+    assert "acme.pebble" in tops["salt"]["base"] and "acme" not in tops["salt"]["base"]
+    assert not [s for s in tops["ns2"]["base"] if s.startswith("acme")]

@@ -35,6 +35,8 @@ EXPECTED = {
         ("tcp", 4505): CLUSTER,
         ("tcp", 4506): CLUSTER,
         ("tcp", 873): BACKUP,
+        # the lab's test ACME CA (pillar acme:pebble:enabled), for the mail and web nodes
+        ("tcp", 14000): {"10.88.0.11", "10.88.0.12", "10.88.0.111", "10.88.0.112", "10.88.0.21"},
     },
     "mx1": {
         ("tcp", 22): None,
@@ -79,6 +81,7 @@ SOURCES = {
     "web",
     "backup",
     "dns_primary_dns_secondary",
+    "mail_web",
 }
 SET = re.compile(r"set (?P<name>\w+) \{[^}]*?elements = \{ (?P<elems>[^}]*) \}", re.S)
 

@@ -21,10 +21,12 @@ BASE_TOP = ["common.pillar", "common", "selfheal.watchdog", "firewall"]
 MAIL_TOP = [*BASE_TOP, "storage", "mail", "ha", "selfheal", "graphs"]
 EXPECTED_TOP = {
     # the CA first on the master (salt/ca): the other nodes' certificates wait for it
-    "salt": ["common.pillar", "ca", *BASE_TOP[1:], "backup"],
-    "mx1": [*MAIL_TOP, "fail2ban", "backup"],
-    "mx2": [*MAIL_TOP, "fail2ban", "backup"],
-    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web", "fail2ban", "backup"],
+    # acme.pebble: the lab's test ACME CA (pillar acme:pebble:enabled); acme: the ACME
+    # certificates of the nodes that serve TLS to users (pillar acme:server)
+    "salt": ["common.pillar", "ca", *BASE_TOP[1:], "acme.pebble", "backup"],
+    "mx1": [*MAIL_TOP, "fail2ban", "acme", "backup"],
+    "mx2": [*MAIL_TOP, "fail2ban", "acme", "backup"],
+    "ns1": [*BASE_TOP, "db.primary", "dns.primary", "web", "fail2ban", "acme", "backup"],
     "ns2": [*BASE_TOP, "db.replica", "dns.secondary"],
 }
 MAP_ROLES = {

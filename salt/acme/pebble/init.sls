@@ -42,9 +42,10 @@ acme-pebble-service-running:
   service.running:
     - name: {{ p.service }}
     - enable: true
-    - require:
-      - sls: common.tls
+    # a new node certificate (its HTTPS) restarts it too: pebble then has a new root, and
+    # the certificates it issued before chain to none it serves (docs/acme.md)
     - watch:
+      - sls: common.tls
       - file: acme-pebble-config-file-managed
       - file: acme-pebble-unit-file-managed
 {%- endif %}

@@ -4,7 +4,7 @@ include:
   - web.package
   - common.tls
 {%- if web.acme is defined %}
-  - acme.certificate
+  - acme.seed
 {%- endif %}
 
 # holds Roundcube's des_key: no diff in the state's output (nor in the job cache)
@@ -52,7 +52,7 @@ web-config-lighttpd-tls-file-managed:
       - sls: web.package
       - sls: common.tls
 {%- if web.acme is defined %}
-      - file: acme-certificate-cert-file-copy
+      - file: acme-seed-cert-file-copy
 {%- endif %}
 
 web-config-lighttpd-tls-file-symlink:

@@ -5,7 +5,7 @@ include:
   - mail.vmail
   - common.tls
 {%- if mail.acme is defined %}
-  - acme.certificate
+  - acme.seed
 {%- endif %}
 
 mail-dovecot-config-dovecot-conf-file-managed:
@@ -20,7 +20,7 @@ mail-dovecot-config-dovecot-conf-file-managed:
     - require:
       - sls: common.tls
 {%- if mail.acme is defined %}
-      - file: acme-certificate-cert-file-copy
+      - file: acme-seed-cert-file-copy
 {%- endif %}
       - sls: mail.dovecot.package
       - file: mail-dovecot-config-quota-warning-file-managed

@@ -6,7 +6,7 @@ include:
   - mail.postfix.package
   - common.tls
 {%- if mail.acme is defined %}
-  - acme.certificate
+  - acme.seed
 {%- endif %}
 
 mail-postfix-config-main-cf-file-managed:
@@ -21,7 +21,7 @@ mail-postfix-config-main-cf-file-managed:
     - require:
       - sls: common.tls
 {%- if mail.acme is defined %}
-      - cmd: acme-certificate-sni-map-cmd-run
+      - cmd: acme-seed-sni-map-cmd-run
 {%- endif %}
       - sls: mail.postfix.package
 
