@@ -23,6 +23,7 @@ acme-certificate-mailcluster-acme-certificate:
     - renew_days: {{ acme.renew_days }}
     - timeout: {{ acme.timeout }}
     - config_dir: {{ acme.config_dir }}
+    - retry: {{ {"attempts": acme.retry.attempts, "interval": acme.retry.interval, "until": true} | json }}
     - require:
       - sls: acme.config
       - file: acme-seed-cert-file-copy
