@@ -190,3 +190,9 @@ def test_top_gives_acme_to_the_tls_nodes_only_when_on(tmp_path):
     assert "acme" in tops["mx1"]["base"] and "acme" in tops["ns1"]["base"]
     assert "acme.pebble" in tops["salt"]["base"] and "acme" not in tops["salt"]["base"]
     assert not [s for s in tops["ns2"]["base"] if s.startswith("acme")]
+
+
+def test_clean_renders(tmp_path):
+    (high,) = run_node(tmp_path, "mx1", [["state.show_sls", "acme.clean"]])
+    assert isinstance(high, dict) and high, high
+    assert all(k.startswith("acme-clean-") for k in high), list(high)
