@@ -36,6 +36,16 @@ mail-postfix-config-master-cf-file-managed:
     - require:
       - sls: mail.postfix.package
 
+# main.cf's alias_maps: local mail (root, postmaster of the node) is looked up there, and
+# without the .db every such lookup logs "open database /etc/aliases.db" (seen from the
+# submission service); the image installs postfix without running newaliases
+mail-postfix-config-aliases-db-cmd-run:
+  cmd.run:
+    - name: newaliases
+    - creates: /etc/aliases.db
+    - require:
+      - file: mail-postfix-config-main-cf-file-managed
+
 mail-postfix-config-sql-dir-file-directory:
   file.directory:
     - name: {{ mail.postfix.sql_dir }}
