@@ -22,6 +22,11 @@ import urllib.request
 import uuid
 from email.message import EmailMessage
 
+import dns.flags
+import dns.message
+import dns.query
+import dns.rdatatype
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 LOCAL_PILLAR = REPO / "pillar" / "roles_test.sls"
 PASSWORDS = {
@@ -120,6 +125,50 @@ def send_mail(host: str, rcpt: str, subject: str, port: int = 25, login=None) ->
             smtp.ehlo("tester.lab.test")
             smtp.login(*login)
         smtp.send_message(msg)
+
+
+def fetch_raw(host: str, user: str, subject: str) -> bytes | None:
+    """The raw message with ``subject`` in ``user``'s INBOX (IMAP, STARTTLS), None if none."""
+    with imaplib.IMAP4(host, 143, timeout=30) as imap:
+        imap.starttls(ssl_context=tls_context())
+        imap.login(user, PASSWORDS[user])
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "SUBJECT", f'"{subject}"')
+        nums = data[0].split()
+        if not nums:
+            return None
+        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
+        return parts[0][1]
+
+
+def served_txt(server_ip: str, name: str) -> bytes | None:
+    """The TXT record ``name`` as that DNS server answers it, its strings joined (None: not
+    there)."""
+    query = dns.message.make_query(name, dns.rdatatype.TXT)
+    resp = dns.query.udp(query, server_ip, timeout=3)
+    if resp.flags & dns.flags.TC:
+        resp = dns.query.tcp(query, server_ip, timeout=3)
+    for rrset in resp.answer:
+        if rrset.rdtype == dns.rdatatype.TXT:
+            return b"".join(next(iter(rrset)).strings)
+    return None
+
+
+def acme_root_pem(lab) -> str:
+    """The root the lab's ACME CA (pebble, on the master) issues under, over its HTTPS API
+    (pebble makes a new one at each start)."""
+    proc = lab.run(
+        "salt",
+        "curl",
+        "-sf",
+        "--cacert",
+        "/etc/ssl/mailcluster/ca.crt",
+        "https://salt.cluster.test:15000/roots/0",
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("-----BEGIN CERTIFICATE-----"), (
+        proc.stdout + proc.stderr
+    )
+    return proc.stdout
 
 
 def imap_subjects(host: str, user: str) -> list[str]:

@@ -22,7 +22,7 @@ import subprocess
 import time
 
 import pytest
-from _roles_helpers import state_results, wait_for
+from _roles_helpers import acme_root_pem, state_results, wait_for
 
 pytestmark = [pytest.mark.lab]
 
@@ -64,18 +64,7 @@ def converged(lab):
 @pytest.fixture(scope="module")
 def root_pem(lab, converged) -> str:
     """The root pebble issues under (made anew at each pebble start), over its HTTPS API."""
-    pem = _ok(
-        lab.run(
-            "salt",
-            "curl",
-            "-sf",
-            "--cacert",
-            "/etc/ssl/mailcluster/ca.crt",
-            "https://salt.cluster.test:15000/roots/0",
-        )
-    )
-    assert pem.startswith("-----BEGIN CERTIFICATE-----"), pem
-    return pem
+    return acme_root_pem(lab)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import base64
-import imaplib
 import json
 import smtplib
 import time
@@ -29,15 +28,13 @@ import uuid
 from email.message import EmailMessage
 
 import dkim
-import dns.flags
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 from _roles_helpers import (
     LOCAL_PILLAR,
     PASSWORDS,
     apply_all,
+    fetch_raw,
+    served_txt,
     state_results,
     tls_context,
     wait_for,
@@ -76,32 +73,6 @@ def _message(sender, rcpt, subject, body="lab test message\n"):
     return msg
 
 
-def _fetch(host, user, subject):
-    """The raw message with ``subject`` in ``user``'s INBOX (IMAP, STARTTLS)."""
-    with imaplib.IMAP4(host, 143, timeout=30) as imap:
-        imap.starttls(ssl_context=tls_context())
-        imap.login(user, PASSWORDS[user])
-        imap.select("INBOX", readonly=True)
-        _, data = imap.search(None, "SUBJECT", f'"{subject}"')
-        nums = data[0].split()
-        if not nums:
-            return None
-        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
-        return parts[0][1]
-
-
-def _served_txt(server_ip, name):
-    """The TXT record ``name`` as the DNS server answers it (None: not there)."""
-    query = dns.message.make_query(name, dns.rdatatype.TXT)
-    resp = dns.query.udp(query, server_ip, timeout=3)
-    if resp.flags & dns.flags.TC:
-        resp = dns.query.tcp(query, server_ip, timeout=3)
-    for rrset in resp.answer:
-        if rrset.rdtype == dns.rdatatype.TXT:
-            return b"".join(next(iter(rrset)).strings)
-    return None
-
-
 def test_the_key_is_the_same_on_both_mail_nodes(lab, dkim_pillar):
     for domain, entry in sorted(dkim_pillar.items()):
         path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
@@ -136,7 +107,7 @@ def test_submitted_mail_is_signed_and_verifies(lab, dkim_pillar, node, sender, r
         smtp.starttls(context=tls_context())
         smtp.login(sender, PASSWORDS[sender])
         smtp.send_message(msg)
-    raw = wait_for(lambda: _fetch(lab.ip(node), rcpt, subject), timeout=30, interval=0.5)
+    raw = wait_for(lambda: fetch_raw(lab.ip(node), rcpt, subject), timeout=30, interval=0.5)
     assert b"DKIM-Signature:" in raw, raw[:2000]
     entry = dkim_pillar[domain]
     name = f"{entry['selector']}._domainkey.{domain}"
@@ -145,7 +116,7 @@ def test_submitted_mail_is_signed_and_verifies(lab, dkim_pillar, node, sender, r
     assert dkim.verify(raw, dnsfunc=lambda n, timeout=5: entry["txt"].encode()), raw[:2000]
     # against the record each DNS server serves (the DNS role publishes it from the pillar)
     for server in DNS:
-        served = wait_for(lambda s=server: _served_txt(lab.ip(s), name), timeout=20)
+        served = wait_for(lambda s=server: served_txt(lab.ip(s), name), timeout=20)
         assert served == entry["txt"].encode(), (server, served)
         assert dkim.verify(raw, dnsfunc=lambda n, timeout=5, t=served: t), server
     # and a changed body no longer verifies (the check can fail)
@@ -170,7 +141,7 @@ def test_inbound_mail_is_scanned_not_signed_and_fast(lab):
             code, reply = smtp.data(msg.as_bytes())
             times[node] = time.monotonic() - t0
         assert code == 250, (node, code, reply)
-        raw = wait_for(lambda s=subject, n=node: _fetch(lab.ip(n), rcpt, s), timeout=30)
+        raw = wait_for(lambda s=subject, n=node: fetch_raw(lab.ip(n), rcpt, s), timeout=30)
         head = raw.split(b"\r\n\r\n", 1)[0]
         assert b"X-Spam-Status:" in head and b"Authentication-Results:" in head, head
         assert b"DKIM-Signature:" not in head, head
@@ -195,7 +166,7 @@ def test_mail_flows_while_rspamd_is_down(lab):
             took = time.monotonic() - t0
         assert code == 250, (code, reply)
         assert took < 2.0, took  # the refused milter connection costs nothing
-        raw = wait_for(lambda: _fetch(lab.ip(node), rcpt, subject), timeout=30)
+        raw = wait_for(lambda: fetch_raw(lab.ip(node), rcpt, subject), timeout=30)
         assert b"X-Spam-Status:" not in raw.split(b"\r\n\r\n", 1)[0]
     finally:
         assert lab.run(node, "systemctl", "start", "rspamd").returncode == 0
