@@ -84,3 +84,12 @@ def states(loaders, fake_cmd):
 @pytest.fixture(params=[True, False], ids=["test=True", "test=False"])
 def testmode(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def lab_pillar_items(tmp_path_factory):
+    """mx1's whole lab pillar, once per session (Salt 3008 masks pillar.items unless asked)."""
+    from test_roles_support import run_node
+
+    tmp = tmp_path_factory.mktemp("labpillar")
+    return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]

@@ -14,8 +14,7 @@
 
 import pytest
 import yaml
-from test_roles_support import pillar_copy, run_node
-from test_roles_validation import _merged, _run
+from test_roles_support import merged, pillar_copy, run_node, validate_cases
 
 OFF = yaml.dump({"acme": {"server": None, "pebble": {"enabled": False}}})
 ON = {
@@ -45,19 +44,9 @@ BAD = {
 
 
 @pytest.fixture(scope="module")
-def lab_pillar(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("labpillar")
-    return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar):
-    cases = {name: _merged(lab_pillar, text) for name, (text, _m) in BAD.items()}
-    names = sorted(cases)
-    results = _run(
-        tmp_path_factory.mktemp("bad"), [["mailcluster.validate", cases[n]] for n in names]
-    )
-    return dict(zip(names, results, strict=True))
+def bad_results(tmp_path_factory, lab_pillar_items):
+    cases = {name: text for name, (text, _m) in BAD.items()}
+    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -67,8 +56,8 @@ def test_bad_acme_pillar_names_the_key(bad_results, case):
     assert not any("not-base64-at-all" in e for e in errors), errors  # never the value
 
 
-def test_lab_pillar_with_acme_on_passes(tmp_path, lab_pillar):
-    assert _run(tmp_path, [["mailcluster.validate", _merged(lab_pillar, yaml.dump(ON))]]) == [[]]
+def test_lab_pillar_with_acme_on_passes(tmp_path, lab_pillar_items):
+    assert validate_cases(tmp_path, lab_pillar_items, {"on": yaml.dump(ON)}) == {"on": []}
 
 
 def _without_acme_secret(root):
@@ -87,7 +76,7 @@ def _without_acme_secret(root):
     ids=["no-email", "no-secret"],
 )
 def test_server_without_its_email_or_secret_stops_the_role(tmp_path, extra, message):
-    root = pillar_copy(tmp_path, yaml.dump(_merged(ON, yaml.dump(extra or {}))))
+    root = pillar_copy(tmp_path, yaml.dump(merged(ON, yaml.dump(extra or {}))))
     if extra is None:
         _without_acme_secret(root)
     (single,) = run_node(tmp_path, "mx1", [["state.show_sls", "mail"]], root)

@@ -13,8 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 import yaml
-from test_roles_support import pillar_copy, run_node
-from test_roles_validation import _merged, _run
+from test_roles_support import pillar_copy, run_node, validate_cases
 
 # (pillar merged into the lab pillar (YAML), text the error must contain)
 BAD = {
@@ -71,19 +70,9 @@ BAD = {
 
 
 @pytest.fixture(scope="module")
-def lab_items(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("labpillar")
-    return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_items):
-    cases = {name: _merged(lab_items, text) for name, (text, _m) in BAD.items()}
-    names = sorted(cases)
-    results = _run(
-        tmp_path_factory.mktemp("bad"), [["mailcluster.validate", cases[n]] for n in names]
-    )
-    return dict(zip(names, results, strict=True))
+def bad_results(tmp_path_factory, lab_pillar_items):
+    cases = {name: text for name, (text, _m) in BAD.items()}
+    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -9,18 +9,11 @@ naming the key, before any state runs; good values reach dovecot's and postfix's
   and with pillar moving every quota key and turning ManageSieve off.
 """
 
-import copy
-import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
-import salt.utils.dictupdate
-import yaml
-from test_roles_support import pillar_copy, run_node
+from test_roles_support import pillar_copy, run_node, validate_cases
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -78,43 +71,10 @@ BAD = {
 }
 
 
-def _run(tmp, calls):
-    """Calls in one masterless mx1 process, given through a file (pillars too big for argv)."""
-    spec = tmp / "spec.json"
-    spec.write_text(json.dumps({"tmp": str(tmp), "node": "mx1", "calls": calls, "pillar_root": ""}))
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import test_roles_support as t; "
-        f"print(json.dumps(t._worker(json.load(open({str(spec)!r}))), default=str))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=dict(os.environ),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
-def bad_results(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("qs-lab")
-    lab = run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
-    names = sorted(BAD)
-    pillars = []
-    for name in names:
-        pillars.append(
-            salt.utils.dictupdate.merge(
-                copy.deepcopy(lab), yaml.safe_load(BAD[name][0]), merge_lists=False
-            )
-        )
-    results = _run(
-        tmp_path_factory.mktemp("qs-bad"),
-        [["mailcluster.validate", [], {"pillar": p}] for p in pillars],
-    )
-    return dict(zip(names, results, strict=True))
+def bad_results(tmp_path_factory, lab_pillar_items):
+    cases = {name: text for name, (text, _m) in BAD.items()}
+    return validate_cases(tmp_path_factory.mktemp("qs-bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

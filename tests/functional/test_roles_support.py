@@ -88,24 +88,55 @@ def _render_templates(caller, high):
     return out
 
 
-def run_node(tmp: pathlib.Path, node: str, calls: list, pillar_root=None) -> list:
+def run_node(
+    tmp: pathlib.Path, node: str, calls: list, pillar_root=None, env: dict | None = None
+) -> list:
     """Run salt ``calls`` ([fun, *args] or [fun, args, kwargs]) for ``node`` in a fresh
     process (salt's loaders keep per-process state, so nodes must not share one) and return
-    their results; the pseudo call ``["templates"]`` renders the highstate's templates."""
+    their results; the pseudo call ``["templates"]`` renders the highstate's templates. The
+    calls go through a file (whole pillars are too big for argv); ``env`` adds to the
+    process's environment."""
+    import os
     import subprocess
     import sys
+    import uuid
 
     spec = {"tmp": str(tmp), "node": node, "calls": calls, "pillar_root": str(pillar_root or "")}
+    pathlib.Path(tmp).mkdir(parents=True, exist_ok=True)
+    spec_file = pathlib.Path(tmp) / f"spec-{node}-{uuid.uuid4().hex[:8]}.json"
+    spec_file.write_text(json.dumps(spec))
     proc = subprocess.run(
-        [sys.executable, __file__, json.dumps(spec)],
+        [sys.executable, __file__, str(spec_file)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"render of {node} failed: {proc.stderr[-3000:]}")
+        raise RuntimeError(f"salt calls on {node} failed: {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def merged(base: dict, *texts: str) -> dict:
+    """``base`` with each YAML text merged over it (lists replaced, as pillar merges them)."""
+    import copy
+
+    import salt.utils.dictupdate
+    import yaml
+
+    pillar = copy.deepcopy(base)
+    for text in texts:
+        pillar = salt.utils.dictupdate.merge(pillar, yaml.safe_load(text), merge_lists=False)
+    return pillar
+
+
+def validate_cases(tmp: pathlib.Path, base: dict, cases: dict) -> dict:
+    """``{name: errors}``: each case's YAML merged over ``base`` and checked by
+    ``mailcluster.validate``, all in one minion process."""
+    names = sorted(cases)
+    calls = [["mailcluster.validate", merged(base, cases[n])] for n in names]
+    return dict(zip(names, run_node(tmp, "mx1", calls), strict=True))
 
 
 def _worker(spec: dict) -> list:
@@ -132,4 +163,4 @@ def _worker(spec: dict) -> list:
 if __name__ == "__main__":
     import sys
 
-    print(json.dumps(_worker(json.loads(sys.argv[1])), default=str))
+    print(json.dumps(_worker(json.loads(pathlib.Path(sys.argv[1]).read_text())), default=str))

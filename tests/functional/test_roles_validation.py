@@ -13,18 +13,12 @@ Good pillars pass: the lab's, pillar.example, the storage and selfheal examples,
 and every role's defaults.yaml against its own schema.
 """
 
-import copy
-import json
-import os
 import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
-import salt.utils.dictupdate
 import yaml
-from test_roles_support import REPO, pillar_copy, run_node
+from test_roles_support import REPO, merged, pillar_copy, run_node
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -339,34 +333,6 @@ BAD_STORAGE = {
 }
 
 
-def _run(tmp, calls, env=None):
-    """Like run_node for mx1, with the calls in a file (pillars too big for argv) and an
-    environment of our own."""
-    spec = tmp / "spec.json"
-    spec.write_text(json.dumps({"tmp": str(tmp), "node": "mx1", "calls": calls, "pillar_root": ""}))
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import test_roles_support as t; "
-        f"print(json.dumps(t._worker(json.load(open({str(spec)!r}))), default=str))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _merged(base, *texts):
-    pillar = copy.deepcopy(base)
-    for text in texts:
-        pillar = salt.utils.dictupdate.merge(pillar, yaml.safe_load(text), merge_lists=False)
-    return pillar
-
-
 def _secret_values(pillar):
     out = []
 
@@ -382,22 +348,13 @@ def _secret_values(pillar):
 
 
 @pytest.fixture(scope="module")
-def lab_pillar_items(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("labpillar")
-    # Salt 3008 masks pillar.items' values unless asked
-    return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
-
-
-@pytest.fixture(scope="module")
 def bad_results(tmp_path_factory, lab_pillar_items):
     """Every bad case validated in one minion process (explicit pillar per call)."""
-    cases = {name: _merged(lab_pillar_items, text) for name, (text, _m) in BAD.items()}
-    cases.update(
-        {name: _merged(lab_pillar_items, DRBD, t) for name, (t, _m) in BAD_STORAGE.items()}
-    )
+    cases = {name: merged(lab_pillar_items, text) for name, (text, _m) in BAD.items()}
+    cases.update({name: merged(lab_pillar_items, DRBD, t) for name, (t, _m) in BAD_STORAGE.items()})
     names = sorted(cases)
     tmp = tmp_path_factory.mktemp("bad")
-    results = _run(tmp, [["mailcluster.validate", cases[n]] for n in names])
+    results = run_node(tmp, "mx1", [["mailcluster.validate", cases[n]] for n in names])
     return {n: (cases[n], r) for n, r in zip(names, results, strict=True)}
 
 
@@ -441,10 +398,10 @@ def test_good_pillars_pass(tmp_path, lab_pillar_items):
     pillars = {}
     for name, parts in examples.items():
         base = lab_pillar_items if parts[0] == "LAB" else {}
-        pillars[name] = _merged(base, *[p for p in parts if p != "LAB"])
+        pillars[name] = merged(base, *[p for p in parts if p != "LAB"])
     pillars["lab"] = lab_pillar_items
     names = sorted(pillars)
-    results = _run(tmp_path, [["mailcluster.validate", pillars[n]] for n in names])
+    results = run_node(tmp_path, "mx1", [["mailcluster.validate", pillars[n]] for n in names])
     assert dict(zip(names, results, strict=True)) == {name: [] for name in names}
 
 
@@ -461,8 +418,8 @@ def test_every_role_default_passes_its_own_schema(tmp_path, lab_pillar_items):
         value = yaml.safe_load(defaults.read_text())
         nested = {key.split(":")[0]: {key.split(":")[1]: value}} if ":" in key else {key: value}
         names.append(key)
-        calls.append(["mailcluster_schema.validate", _merged(lab_pillar_items, yaml.dump(nested))])
-    results = _run(tmp_path, [["mailcluster_schema.schemas"], *calls])
+        calls.append(["mailcluster_schema.validate", merged(lab_pillar_items, yaml.dump(nested))])
+    results = run_node(tmp_path, "mx1", [["mailcluster_schema.schemas"], *calls])
     assert "problems" not in results[0], results[0]
     assert {"mailcluster", "mailcluster:selfheal", "ha", "storage"} <= set(results[0])
     assert dict(zip(names, results[1:], strict=True)) == {name: [] for name in names}
@@ -522,7 +479,7 @@ def test_without_jsonschema_the_pillar_is_refused(tmp_path):
     shadow.mkdir()
     # a module named jsonschema that fails to import hides the real one in the worker
     (shadow / "jsonschema.py").write_text("raise ImportError('hidden by the test')\n")
-    errors = _run(tmp_path, [["mailcluster.validate"]], env={"PYTHONPATH": str(shadow)})
+    errors = run_node(tmp_path, "mx1", [["mailcluster.validate"]], env={"PYTHONPATH": str(shadow)})
     assert len(errors[0]) == 1
     assert "mailcluster: cannot check the pillar" in errors[0][0]
     assert "python3-jsonschema" in errors[0][0] and "salt-pip install jsonschema" in errors[0][0]

@@ -18,8 +18,7 @@ import sys
 
 import pytest
 import yaml
-from test_roles_support import REPO, pillar_copy, run_node
-from test_roles_validation import _merged, _run
+from test_roles_support import REPO, pillar_copy, run_node, validate_cases
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -70,19 +69,9 @@ BAD = {
 
 
 @pytest.fixture(scope="module")
-def lab_pillar(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("labpillar")
-    return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar):
-    cases = {name: _merged(lab_pillar, text) for name, (text, _m) in BAD.items()}
-    names = sorted(cases)
-    results = _run(
-        tmp_path_factory.mktemp("bad"), [["mailcluster.validate", cases[n]] for n in names]
-    )
-    return dict(zip(names, results, strict=True))
+def bad_results(tmp_path_factory, lab_pillar_items):
+    cases = {name: text for name, (text, _m) in BAD.items()}
+    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -91,8 +80,8 @@ def test_bad_rspamd_pillar_names_the_key(bad_results, case):
     assert any(BAD[case][1] in e for e in errors), errors
 
 
-def test_lab_pillar_passes(tmp_path, lab_pillar):
-    assert _run(tmp_path, [["mailcluster.validate", lab_pillar]]) == [[]]
+def test_lab_pillar_passes(tmp_path, lab_pillar_items):
+    assert validate_cases(tmp_path, lab_pillar_items, {"lab": "{}"}) == {"lab": []}
 
 
 @pytest.mark.parametrize("case", ["selector-not-a-label", "reject-below-add-header"])
