@@ -20,10 +20,13 @@ mail-postfix-config-main-cf-file-managed:
         rspamd: {{ {"enabled": rspamd.enabled, "milter": rspamd.milter} | json }}
     - require:
       - sls: common.tls
+      - sls: mail.postfix.package
 {%- if mail.acme is defined %}
+    # postmap reads main.cf: on a bare node the SNI table is built after it (postmap failed
+    # with "open /etc/postfix/main.cf" on a fresh lab), and checked with the rest below
+    - require_in:
       - cmd: acme-seed-sni-map-cmd-run
 {%- endif %}
-      - sls: mail.postfix.package
 
 mail-postfix-config-master-cf-file-managed:
   file.managed:
@@ -113,3 +116,7 @@ mail-postfix-config-check-cmd-run:
 {%- for map in sql_maps %}
       - file: mail-postfix-config-{{ map | replace("_", "-") }}-file-managed
 {%- endfor %}
+{%- if mail.acme is defined %}
+    - require:
+      - cmd: acme-seed-sni-map-cmd-run
+{%- endif %}
