@@ -244,6 +244,12 @@ class Scenario(threading.Thread):
             self.peered.set()
 
 
+def firewall_rules(lab, node: str) -> str:
+    """The firewall role's table, its counters left out (a reload sets them back to 0)."""
+    text = lab.run(node, "nft", "list", "table", "inet", "mailcluster").stdout
+    return re.sub(r"packets \d+ bytes \d+", "", text)
+
+
 def test_fail2ban_bans_on_every_node_and_lets_go(lab, attackers):
     ip = {n: lab.ip(n) for n in F2B_NODES}
     host = lab.host_ip
@@ -253,7 +259,7 @@ def test_fail2ban_bans_on_every_node_and_lets_go(lab, attackers):
     manual = attackers["manual"]
     lab.run("mx1", "fail2ban-client", "set", "mailcluster-peer", "banip", manual)
     wait(lambda: reach(manual, ip["mx1"], 587) == "refused", 10)
-    before = lab.run("mx1", "nft", "list", "table", "inet", "mailcluster").stdout
+    before = firewall_rules(lab, "mx1")
     assert "chain input" in before
     lab.run("mx1", "systemctl", "reload", "nftables")
     addr_set = lab.run(
@@ -265,7 +271,7 @@ def test_fail2ban_bans_on_every_node_and_lets_go(lab, attackers):
     # fail2ban lists a restored ban a moment before its action has put it back into nftables
     wait(lambda: reach(manual, ip["mx1"], 587) == "refused", 15)
     assert manual in banned(lab, "mx1", "mailcluster-peer")
-    assert lab.run("mx1", "nft", "list", "table", "inet", "mailcluster").stdout == before
+    assert firewall_rules(lab, "mx1") == before
     assert reach(host, ip["mx1"], 587) == "open"
     lab.run("mx1", "fail2ban-client", "unban", manual)
     assert reach(manual, ip["mx1"], 587) == "open"
