@@ -17,6 +17,8 @@ Nothing here prints or passes a secret: the TSIG key goes to certbot in its cred
 import datetime
 import logging
 import os
+import shutil
+import urllib.parse
 
 from salt.exceptions import CommandExecutionError
 from salt.utils.data import traverse_dict
@@ -226,6 +228,32 @@ def _tail(text, lines=3):
     return " | ".join([ln for ln in kept if not ln.startswith(_NOISE)][-lines:])
 
 
+#: an ACME server's answer for an account it does not know (a test CA restarted and forgot
+#: them, or the account was deactivated). certbot 2.1 on Python 3.11 then crashes with
+#: "AttributeError: can't set attribute" (certbot issue 9539) instead of registering again:
+#: the reason is in its log only.
+ACCOUNT_GONE = "urn:ietf:params:acme:error:accountDoesNotExist"
+CERTBOT_LOG = "/var/log/letsencrypt/letsencrypt.log"
+
+
+def _account_gone(log_text):
+    return ACCOUNT_GONE in (log_text or "")
+
+
+def _accounts_dir(server, config_dir):
+    """Where certbot keeps its accounts of the directory URL ``server``."""
+    url = urllib.parse.urlsplit(server)
+    return os.path.join(config_dir, "accounts", url.netloc, url.path.strip("/"))
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as src:
+            return src.read()
+    except OSError:
+        return ""
+
+
 def obtain(
     cert_name,
     names,
@@ -237,6 +265,7 @@ def obtain(
     key_type="ecdsa",
     propagation_seconds=10,
     timeout=300,
+    config_dir="/etc/letsencrypt",
 ):
     """
     Order the certificate ``cert_name`` for ``names`` from the ACME directory ``server``
@@ -279,9 +308,18 @@ def obtain(
     for name in names:
         args += ["-d", name]
     env = {"REQUESTS_CA_BUNDLE": server_ca} if server_ca else None
-    res = __salt__["cmd.run_all"](
-        args, python_shell=False, env=env, timeout=int(timeout), ignore_retcode=True
-    )
+
+    def run():
+        return __salt__["cmd.run_all"](
+            args, python_shell=False, env=env, timeout=int(timeout), ignore_retcode=True
+        )
+
+    res = run()
+    if res["retcode"] != 0 and _account_gone(_read(CERTBOT_LOG)):
+        # the server forgot our account: drop it, so that certbot registers a new one
+        log.warning("acme:server %s does not know our account: registering again", server)
+        shutil.rmtree(_accounts_dir(server, config_dir), ignore_errors=True)
+        res = run()
     if res["retcode"] != 0:
         raise CommandExecutionError(
             f"acme:server {server}: certbot could not get the certificate (rc "

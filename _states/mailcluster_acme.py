@@ -111,6 +111,7 @@ def certificate(
                 key_type=key_type,
                 propagation_seconds=propagation_seconds,
                 timeout=timeout,
+                config_dir=config_dir,
             )
         else:
             __salt__["mailcluster_acme.deploy"](name, hook, config_dir)
