@@ -21,6 +21,7 @@ lab/lab stop NODE | start NODE      graceful power-off / boot of one node
 lab/lab partition NODE_A NODE_B     cut the link between two nodes
 lab/lab heal                        restore every cut link
 lab/lab build-image                 build (or verify) the cached base image only
+lab/lab diagram [--out DIR]         draw the cluster now: DIR/cluster.svg, .png (+ .dot, .json)
 environment: MC_LAB (instance name, default mclab), MC_LAB_SUBNET (default 10.88.0)"""
 
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     part.add_argument("node_b")
     sub.add_parser("heal")
     sub.add_parser("build-image")
+    sub.add_parser("diagram").add_argument("--out", default=".")
     return parser
 
 
@@ -135,4 +137,11 @@ def _dispatch(lab: Lab, args) -> int:
 
         util.require_root()
         print(image.ensure_image(util.REPO / "lab/packages.txt"))
+    elif cmd == "diagram":
+        from pathlib import Path
+
+        from . import diagram
+
+        for path in diagram.draw(lab, Path(args.out)).values():
+            print(path)
     return 0

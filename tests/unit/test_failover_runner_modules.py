@@ -15,8 +15,14 @@ from mc_unit_helpers import REPO, runner_loader
 
 SALT = pathlib.Path(salt.loader.__file__).resolve().parents[1]
 RUNNERS = sorted(p.stem for p in (REPO / "_runners").glob("*.py"))
-#: runners of their own (entry points of reactions), not building blocks of the failover's
-ENTRY_RUNNERS = {"mailcluster_failover", "mailcluster_peerban"}
+#: runners of their own (entry points of reactions, the cluster's picture and its builder),
+#: not building blocks of the failover's
+ENTRY_RUNNERS = {
+    "mailcluster_failover",
+    "mailcluster_peerban",
+    "mailcluster_diagram",
+    "mailcluster_diagram_graph",
+}
 BLOCKS = [name for name in RUNNERS if name not in ENTRY_RUNNERS]
 ENTRY_POINTS = {
     "handle": ["tag", "data", "kwargs"],
