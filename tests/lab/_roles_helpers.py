@@ -1,22 +1,18 @@
-"""Helpers of the roles' lab tests: mail protocol clients and a headless Chromium driven over
-the DevTools protocol (aiohttp's websocket client, which the venv already has)."""
+"""Helpers of the roles' lab tests: state runs, salt-call, mail protocol and DNS clients
+(the browser is in _browser.py, the poll loop in tests/mc_wait.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import imaplib
 import json
 import os
 import pathlib
 import poplib
 import re
-import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -26,6 +22,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
+import mc_wait
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 LOCAL_PILLAR = REPO / "pillar" / "roles_test.sls"
@@ -63,17 +60,23 @@ def apply_all(lab, *extra: str, target: str = "*", expect=ALL_NODES, timeout: fl
     proc = lab.salt(target, "state.apply", *extra, "--async", timeout=120)
     jid = re.search(r"job ID: (\d+)", proc.stdout + proc.stderr)
     assert jid, proc.stdout + proc.stderr
-    deadline = t0 + timeout
-    while True:
-        time.sleep(2)
+
+    def returns():
         out = lab.salt_run("jobs.lookup_jid", jid.group(1), "--out=json", timeout=120).stdout
         try:
-            ret, _ = json.JSONDecoder().raw_decode(out)
+            return json.JSONDecoder().raw_decode(out)[0]
         except ValueError:
-            ret = {}
-        if set(ret) >= set(expect):
-            return ret, time.monotonic() - t0
-        assert time.monotonic() < deadline, f"no return from {set(expect) - set(ret)}"
+            return {}
+
+    ret = mc_wait.wait_for(
+        returns,
+        timeout,
+        2,
+        what=f"state.apply's returns (job {jid.group(1)}) from {', '.join(expect)}",
+        until=lambda ret: set(ret) >= set(expect),
+        show=lambda ret: f"returns from {sorted(ret)}, none from {sorted(set(expect) - set(ret))}",
+    )
+    return ret, time.monotonic() - t0
 
 
 def state_results(ret: dict) -> tuple[list[str], list[str]]:
@@ -99,16 +102,23 @@ def summarize(ret: dict) -> tuple[list[str], int]:
     return failed, len(changed)
 
 
+def salt_call_json(lab, node: str, *args: str, timeout: float = 120):
+    """``salt-call ARGS`` on ``node``; its ``local`` return. ``--no-return-event`` keeps the
+    return off the master's job cache (the secrets pillar, DKIM keys), and for the same reason
+    a failure names the call and its stderr, never its stdout."""
+    proc = lab.run(node, "salt-call", "--no-return-event", "--out=json", *args, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"salt-call {args[0]} on {node} failed (rc {proc.returncode}): {proc.stderr[-500:]}"
+    )
+    return json.loads(proc.stdout)["local"]
+
+
 def wait_port(host: str, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    def connects():
+        with socket.create_connection((host, port), timeout=2):
+            return True
+
+    wait_for(connects, timeout, 0.5, what=f"{host}:{port} to accept connections")
 
 
 def send_mail(host: str, rcpt: str, subject: str, port: int = 25, login=None) -> None:
@@ -202,126 +212,10 @@ def pop3_subjects(host: str, user: str) -> list[str]:
         pop.quit()
 
 
-def wait_for(fn, timeout: float = 60, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as exc:  # keep polling, report the last error
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out; last result: {last!r}")
-
-
-# ------------------------------------------------------------------ headless chromium
-def chromium_binary() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@contextlib.contextmanager
-def chromium(port: int = 9333):
-    """A headless Chromium with remote debugging on localhost; yields the port."""
-    profile = tempfile.mkdtemp(prefix="mc-chromium-")
-    proc = subprocess.Popen(
-        [
-            chromium_binary(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--ignore-certificate-errors",
-            f"--user-data-dir={profile}",
-            f"--remote-debugging-port={port}",
-            "--remote-debugging-address=127.0.0.1",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port("127.0.0.1", port, timeout=30)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-class Page:
-    """The first tab of a Chromium, driven through the DevTools protocol."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.seq = 0
-
-    async def call(self, method: str, **params):
-        self.seq += 1
-        mid = self.seq
-        await self.ws.send_str(json.dumps({"id": mid, "method": method, "params": params}))
-        while True:
-            msg = json.loads((await self.ws.receive()).data)
-            if msg.get("id") == mid:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-    async def js(self, expr: str):
-        res = await self.call("Runtime.evaluate", expression=expr, returnByValue=True)
-        return res.get("result", {}).get("value")
-
-    async def wait_js(self, expr: str, timeout: float = 30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = await self.js(expr)
-            if value:
-                return value
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"page never satisfied {expr!r}: {await self.js('document.title')}")
-
-
-def roundcube_login_sees(url: str, user: str, password: str, subject: str, shot: str) -> str:
-    """Log in to Roundcube at ``url`` in a real browser; return the inbox text seen."""
-    import aiohttp
-
-    async def scenario(port: int) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as resp:
-            tabs = [t for t in json.load(resp) if t["type"] == "page"]
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(tabs[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws,
-        ):
-            page = Page(ws)
-            await page.call("Page.enable")
-            await page.call("Page.navigate", url=url)
-            await page.wait_js("!!document.querySelector('#rcmloginuser')")
-            await page.js(
-                f"document.querySelector('#rcmloginuser').value = {json.dumps(user)};"
-                f"document.querySelector('#rcmloginpwd').value = {json.dumps(password)};"
-                "document.querySelector('#rcmloginsubmit').click(); true"
-            )
-            text = await page.wait_js(
-                "(document.querySelector('#messagelist') &&"
-                f" document.body.innerText.includes({json.dumps(subject)}))"
-                " ? document.body.innerText : ''",
-                timeout=45,
-            )
-            png = await page.call("Page.captureScreenshot", format="png")
-            import base64
-
-            pathlib.Path(shot).write_bytes(base64.b64decode(png["data"]))
-            return text
-
-    with chromium() as port:
-        return asyncio.run(scenario(port))
+def wait_for(fn, timeout: float = 60, interval: float = 1.0, what: str | None = None):
+    """mc_wait.wait_for, polling through any error of ``fn`` (a client of a daemon that is
+    not up yet): the last one is in the timeout message."""
+    return mc_wait.wait_for(fn, timeout, interval, what=what, ignore=(Exception,))
 
 
 def http_get(url: str) -> tuple[int, str]:
