@@ -21,7 +21,9 @@ lab/lab stop NODE | start NODE      graceful power-off / boot of one node
 lab/lab partition NODE_A NODE_B     cut the link between two nodes
 lab/lab heal                        restore every cut link
 lab/lab build-image                 build (or verify) the cached base image only
-lab/lab diagram [--out DIR]         draw the cluster now: DIR/cluster.svg, .png (+ .dot, .json)
+lab/lab diagram [--out DIR] [--source]
+                                    draw the cluster now: DIR/cluster.svg, cluster.png (DIR: .);
+                                    --source: also cluster.dot and cluster.json (the model)
 environment: MC_LAB (instance name, default mclab), MC_LAB_SUBNET (default 10.88.0)"""
 
 
@@ -46,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     part.add_argument("node_b")
     sub.add_parser("heal")
     sub.add_parser("build-image")
-    sub.add_parser("diagram").add_argument("--out", default=".")
+    diagram = sub.add_parser("diagram")
+    diagram.add_argument("--out", default=".")
+    diagram.add_argument("--source", action="store_true")
     return parser
 
 
@@ -142,6 +146,6 @@ def _dispatch(lab: Lab, args) -> int:
 
         from . import diagram
 
-        for path in diagram.draw(lab, Path(args.out)).values():
+        for path in diagram.draw(lab, Path(args.out), args.source).values():
             print(path)
     return 0

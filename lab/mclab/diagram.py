@@ -32,20 +32,24 @@ def _source(lab) -> dict:
     return data
 
 
-def draw(lab, out: Path) -> dict[str, Path]:
-    """Write cluster.json (the model), cluster.dot, cluster.svg and cluster.png into ``out``."""
+def draw(lab, out: Path, keep_source: bool = False) -> dict[str, Path]:
+    """Write cluster.svg and cluster.png into ``out``; with ``keep_source`` also cluster.dot
+    and cluster.json (the model, as tests/fixtures/diagram/ records it)."""
     dot = shutil.which("dot")
     if dot is None:
         raise util.LabError("dot not found on the host: run lab/host-setup (package graphviz)")
     data = _source(lab)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "cluster.json", "dot": out / "cluster.dot"}
-    paths["json"].write_text(json.dumps(data["model"], indent=1, sort_keys=True) + "\n")
-    paths["dot"].write_text(data["dot"])
+    paths = {}
     for fmt in FORMATS:
         paths[fmt] = out / f"cluster.{fmt}"
-        cmd = [dot, f"-T{fmt}", "-o", str(paths[fmt]), str(paths["dot"])]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        cmd = [dot, f"-T{fmt}", "-o", str(paths[fmt])]
+        proc = subprocess.run(cmd, input=data["dot"], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise util.LabError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+    if keep_source:
+        paths["dot"] = out / "cluster.dot"
+        paths["dot"].write_text(data["dot"])
+        paths["json"] = out / "cluster.json"
+        paths["json"].write_text(json.dumps(data["model"], indent=1, sort_keys=True) + "\n")
     return paths
