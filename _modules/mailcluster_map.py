@@ -96,6 +96,7 @@ def _common_facts(mc, name):
     san_names = [_fqdn(mc, name), name, f"mail.{mc['cluster']['domain']}"]
     secrets = mc.get("secrets") or {}
     tls = secrets.get("tls") or {}
+    ca_pem = traverse_dict(tls, f"{name}:ca")
     return {
         "hosts": hosts,
         # the DNS servers of the node's own data centre first: a lost site's server then costs
@@ -108,6 +109,9 @@ def _common_facts(mc, name):
             # a real certificate and key from pillar replace the cluster-signed one
             "pem": traverse_dict(tls, f"{name}:cert"),
             "key_pem": traverse_dict(tls, f"{name}:key"),
+            # the CA that signed it: the node then needs no CA minion (a masterless node);
+            # only when given, so the maps of nodes without one stay as they were
+            **({"ca_pem": ca_pem} if ca_pem else {}),
         },
     }
 

@@ -2,6 +2,9 @@
 {%- set cert = common.cluster.cert %}
 {#- the CA minion: the node with role master (salt/ca); node ids are the topology's names #}
 {%- set ca_server = (salt["mailcluster.nodes_with"]("master") or [none])[0] %}
+{#- a certificate from pillar that names its CA (secrets:tls:<node>:ca) needs no CA minion: a
+    masterless node (kitchen.yml's suites) gets everything from its pillar #}
+{%- set own_ca = cert.get("ca_pem") if cert.pem else none %}
 {#- A bare cluster applies everywhere at once: a node can get here before the master has made
     the CA. The states that need it wait for it (retry: at most 30 x 10 s) instead of failing. #}
 {%- set wait = {"attempts": 30, "interval": 10, "until": true} %}
@@ -15,7 +18,7 @@ common-tls-dir-file-directory:
     - mode: "0755"
     - require:
       - sls: common.package
-{%- if not ca_server %}
+{%- if not ca_server and not own_ca %}
 
 common-tls-ca-test-fail-without-changes:
   test.fail_without_changes:
@@ -71,7 +74,16 @@ common-tls-cert-x509-certificate-managed:
       - x509: common-tls-key-x509-private-key-managed
 {%- set cert_state = "x509: common-tls-cert-x509-certificate-managed" %}
 {%- endif %}
-{%- if ca_server %}
+{%- if own_ca %}
+
+common-tls-ca-file-managed:
+  file.managed:
+    - name: {{ common.tls.ca }}
+    - contents: {{ own_ca | json }}
+    - mode: "0644"
+    - require:
+      - {{ cert_state }}
+{%- elif ca_server %}
 
 {#- the CA certificate as the CA minion publishes it in the mine (pillar/ca.sls); a slot, so it
     is read when the state runs (and again on each retry), not when the SLS renders. After the
