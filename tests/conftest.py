@@ -9,6 +9,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
+# testinfra's nspawn:// backend (host checks of lab and kitchen nodes, tests/checks/)
+import mclab.testinfra_nspawn  # noqa: E402, F401
 
 
 @pytest.fixture
