@@ -93,3 +93,13 @@ def lab_pillar_items(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("labpillar")
     return run_node(tmp, "mx1", [["pillar.items", [], {"unmask": True}]])[0]
+
+
+@pytest.fixture(scope="module")
+def bad_results(request, tmp_path_factory, lab_pillar_items):
+    """The errors of each bad pillar in the test module's ``BAD`` ({case: (pillar text,
+    expected key)}), each over the lab pillar, all validated in one minion process."""
+    from test_roles_support import validate_cases
+
+    cases = {name: text for name, (text, _m) in request.module.BAD.items()}
+    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)

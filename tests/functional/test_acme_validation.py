@@ -43,12 +43,6 @@ BAD = {
 }
 
 
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar_items):
-    cases = {name: text for name, (text, _m) in BAD.items()}
-    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
-
-
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_acme_pillar_names_the_key(bad_results, case):
     errors = bad_results[case]

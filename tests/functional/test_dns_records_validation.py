@@ -13,7 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 import yaml
-from test_roles_support import pillar_copy, run_node, validate_cases
+from test_roles_support import pillar_copy, run_node
 
 # (pillar merged into the lab pillar (YAML), text the error must contain)
 BAD = {
@@ -67,12 +67,6 @@ BAD = {
         "web:clients:root: must be an absolute path",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar_items):
-    cases = {name: text for name, (text, _m) in BAD.items()}
-    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

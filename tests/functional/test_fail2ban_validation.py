@@ -15,7 +15,7 @@ import ipaddress
 
 import pytest
 import yaml
-from test_roles_support import pillar_copy, run_node, validate_cases
+from test_roles_support import pillar_copy, run_node
 
 # (pillar merged into the lab pillar (YAML), text the error must contain)
 BAD = {
@@ -58,12 +58,6 @@ BAD = {
         "fail2ban:lookup:findtime: must be a whole number of seconds",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar_items):
-    cases = {name: text for name, (text, _m) in BAD.items()}
-    return validate_cases(tmp_path_factory.mktemp("bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

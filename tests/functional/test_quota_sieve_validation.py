@@ -13,7 +13,7 @@ import pathlib
 import re
 
 import pytest
-from test_roles_support import pillar_copy, run_node, validate_cases
+from test_roles_support import pillar_copy, run_node
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -69,12 +69,6 @@ BAD = {
         "mailcluster:domains:example.test:mailboxes:0:quota_mb: must be integer",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def bad_results(tmp_path_factory, lab_pillar_items):
-    cases = {name: text for name, (text, _m) in BAD.items()}
-    return validate_cases(tmp_path_factory.mktemp("qs-bad"), lab_pillar_items, cases)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
