@@ -11,8 +11,15 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
+import testinfra
+
 # the network interface of the cluster (pillar mailcluster:cluster:interface, lab and kitchen)
 INTERFACE = "eth0"
+
+
+def nspawn_host(node: str, lab: str | None = None):
+    """The testinfra host of a lab node (mclab.testinfra_nspawn; ``lab`` another instance)."""
+    return testinfra.get_host(f"nspawn://{node}" + (f"?namespace={lab}" if lab else ""))
 
 
 def node_ip(host) -> str:
