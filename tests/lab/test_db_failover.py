@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from _roles_helpers import PASSWORDS, http_get, imap_subjects, send_mail, tls_context, wait_for
+from checks import nspawn_host
 
 pytestmark = pytest.mark.lab
 
@@ -93,13 +94,11 @@ def _check(figures: dict, case: str) -> None:
 @pytest.fixture
 def primary_db(lab):
     primary = "ns1"
-    assert lab.run(primary, "systemctl", "is-active", "mariadb").returncode == 0
+    assert nspawn_host(primary, lab.lab.name).service("mariadb").is_running
     yield primary
     lab.cli("heal")
     lab.run(primary, "systemctl", "start", "mariadb")
-    wait_for(
-        lambda: lab.run(primary, "systemctl", "is-active", "mariadb").returncode == 0, timeout=60
-    )
+    wait_for(lambda: nspawn_host(primary, lab.lab.name).service("mariadb").is_running, timeout=60)
 
 
 def test_every_db_server_is_listed_nearest_first(lab):

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from _roles_helpers import summarize
+from checks import nspawn_host
 
 pytestmark = pytest.mark.lab
 
@@ -96,8 +97,7 @@ def test_second_apply_changes_nothing(cluster):
         failed, changed = summarize(ret)
         assert not failed and changed == 0, (test, failed, ret)
     for node in NODES:
-        proc = cluster.run(node, "systemctl", "is-enabled", "nftables")
-        assert proc.stdout.strip() == "enabled", (node, proc.stdout)
+        assert nspawn_host(node, cluster.lab.name).service("nftables").is_enabled, node
 
 
 def test_world_ports_open_from_outside(cluster):
