@@ -128,12 +128,20 @@ def send_mail(host: str, rcpt: str, subject: str, port: int = 25, login=None) ->
     msg["Subject"] = subject
     msg["Message-ID"] = f"<{uuid.uuid4()}@lab.test>"
     msg.set_content(f"lab test message {subject}\n")
+    send_message(host, msg, port, login)
+
+
+def send_message(host: str, msg, port: int = 25, login=None, announce_size: bool = True):
+    """SMTP ``msg`` to ``host``; with ``login`` (user, password), AUTH after STARTTLS.
+    ``announce_size=False`` leaves out MAIL's SIZE= (RCPT then sees only the usage)."""
     with smtplib.SMTP(host, port, timeout=30) as smtp:
         smtp.ehlo("tester.lab.test")
         if login is not None:
             smtp.starttls(context=tls_context())
             smtp.ehlo("tester.lab.test")
             smtp.login(*login)
+        if not announce_size:
+            smtp.esmtp_features.pop("size", None)
         smtp.send_message(msg)
 
 

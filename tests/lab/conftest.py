@@ -10,9 +10,9 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
+from mc_wait import wait_for
 from mclab import util
 from mclab.lab import DEFAULT_NODES, Lab
 
@@ -75,10 +75,7 @@ class LabHandle:
         """Bring a node back after a destructive test, and wait for its minion."""
         if not self.lab.is_running(self.lab.node(node)):
             self.lab.start(node)
-        deadline = time.monotonic() + 120
-        while node not in self.answering():
-            assert time.monotonic() < deadline, f"{node}'s minion did not come back"
-            time.sleep(1)
+        wait_for(lambda: node in self.answering(), 120, what=f"{node}'s minion to answer")
 
 
 @pytest.fixture(scope="session")

@@ -8,20 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from mc_wait import seconds_until as wait_until
 from mclab import util
 from mclab.lab import DEFAULT_NODES, Lab
 
 pytestmark = pytest.mark.lab
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2) -> float:
-    """Seconds until predicate() is true; fails the test after timeout."""
-    start = time.monotonic()
-    while not predicate():
-        elapsed = time.monotonic() - start
-        assert elapsed < timeout, f"condition not reached within {timeout} s"
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 def pings(lab, src: str, target: str) -> bool:

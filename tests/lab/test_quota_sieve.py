@@ -19,6 +19,7 @@ Needs a converged lab (tests/lab/conftest.py). sieve-connect is installed on the
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import os
 import shlex
@@ -29,7 +30,14 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
-from _roles_helpers import apply_all, state_results, tls_context, wait_for, wait_port
+from _roles_helpers import (
+    apply_all,
+    send_message,
+    state_results,
+    tls_context,
+    wait_for,
+    wait_port,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -122,16 +130,8 @@ def message(sender: str, rcpt: str, subject: str, size: int = 0) -> EmailMessage
     return msg
 
 
-def smtp_send(host: str, msg: EmailMessage, port: int = 25, login=None) -> None:
-    """Send without the SIZE parameter: RCPT then sees only the mailbox's usage."""
-    with smtplib.SMTP(host, port, timeout=30) as smtp:
-        smtp.ehlo("tester.lab.test")
-        if login is not None:
-            smtp.starttls(context=tls_context())
-            smtp.ehlo("tester.lab.test")
-            smtp.login(*login)
-        smtp.esmtp_features.pop("size", None)
-        smtp.send_message(msg)
+# sent without the SIZE parameter: RCPT then sees only the mailbox's usage
+smtp_send = functools.partial(send_message, announce_size=False)
 
 
 def rcpt(host: str, rcpt_to: str, size: int = 0) -> tuple[int, str, float]:

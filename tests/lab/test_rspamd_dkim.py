@@ -34,9 +34,10 @@ from _roles_helpers import (
     PASSWORDS,
     apply_all,
     fetch_raw,
+    salt_call_json,
+    send_message,
     served_txt,
     state_results,
-    tls_context,
     wait_for,
 )
 
@@ -47,17 +48,10 @@ DNS = ("ns1", "ns2")
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
-def _salt_call_json(lab, node, *args):
-    """A salt-call on the node whose return stays out of the master's job cache."""
-    proc = lab.run(node, "salt-call", "--no-return-event", "--out=json", *args, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)["local"]
-
-
 @pytest.fixture(scope="module")
 def dkim_pillar(lab):
     """{domain: {selector, txt}} as ns1 sees it (a node without role mail: no private key)."""
-    data = _salt_call_json(lab, "ns1", "pillar.get", "mailcluster_dkim", "unmask=True")
+    data = salt_call_json(lab, "ns1", "pillar.get", "mailcluster_dkim", "unmask=True")
     assert data and all(set(v) == {"selector", "txt"} for v in data.values()), data
     return data
 
@@ -102,11 +96,7 @@ def test_the_key_is_the_same_on_both_mail_nodes(lab, dkim_pillar):
 def test_submitted_mail_is_signed_and_verifies(lab, dkim_pillar, node, sender, rcpt):
     domain = sender.split("@")[1]
     subject = f"dkim {node} {uuid.uuid4().hex[:8]}"
-    msg = _message(sender, rcpt, subject)
-    with smtplib.SMTP(lab.ip(node), 587, timeout=30) as smtp:
-        smtp.starttls(context=tls_context())
-        smtp.login(sender, PASSWORDS[sender])
-        smtp.send_message(msg)
+    send_message(lab.ip(node), _message(sender, rcpt, subject), 587, (sender, PASSWORDS[sender]))
     raw = wait_for(lambda: fetch_raw(lab.ip(node), rcpt, subject), timeout=30, interval=0.5)
     assert b"DKIM-Signature:" in raw, raw[:2000]
     entry = dkim_pillar[domain]
@@ -126,22 +116,27 @@ def test_submitted_mail_is_signed_and_verifies(lab, dkim_pillar, node, sender, r
     )
 
 
+def _inbound(lab, node, rcpt, subject):
+    """A message from outside to ``node``'s port 25: (seconds DATA took to be accepted, the
+    message as delivered)."""
+    msg = _message("someone@outside.invalid", rcpt, subject)
+    with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
+        smtp.ehlo("tester.outside.invalid")
+        smtp.mail("someone@outside.invalid")
+        smtp.rcpt(rcpt)
+        t0 = time.monotonic()
+        code, reply = smtp.data(msg.as_bytes())
+        took = time.monotonic() - t0
+    assert code == 250, (node, code, reply)
+    return took, wait_for(lambda: fetch_raw(lab.ip(node), rcpt, subject), timeout=30)
+
+
 def test_inbound_mail_is_scanned_not_signed_and_fast(lab):
     """Port 25 from the host (outside): rspamd's headers, no signature, and the time it adds."""
     rcpt = "bob@example.test"
     times = {}
     for node in MAIL:
-        subject = f"inbound {node} {uuid.uuid4().hex[:8]}"
-        msg = _message("someone@outside.invalid", rcpt, subject)
-        with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
-            smtp.ehlo("tester.outside.invalid")
-            smtp.mail("someone@outside.invalid")
-            smtp.rcpt(rcpt)
-            t0 = time.monotonic()
-            code, reply = smtp.data(msg.as_bytes())
-            times[node] = time.monotonic() - t0
-        assert code == 250, (node, code, reply)
-        raw = wait_for(lambda s=subject, n=node: fetch_raw(lab.ip(n), rcpt, s), timeout=30)
+        times[node], raw = _inbound(lab, node, rcpt, f"inbound {node} {uuid.uuid4().hex[:8]}")
         head = raw.split(b"\r\n\r\n", 1)[0]
         assert b"X-Spam-Status:" in head and b"Authentication-Results:" in head, head
         assert b"DKIM-Signature:" not in head, head
@@ -153,20 +148,10 @@ def test_inbound_mail_is_scanned_not_signed_and_fast(lab):
 def test_mail_flows_while_rspamd_is_down(lab):
     """milter_default_action accept: with rspamd stopped, mx2 takes mail at once, unscanned."""
     node, rcpt = "mx2", "bob@example.test"
-    subject = f"no rspamd {uuid.uuid4().hex[:8]}"
     assert lab.run(node, "systemctl", "stop", "rspamd").returncode == 0
     try:
-        msg = _message("someone@outside.invalid", rcpt, subject)
-        with smtplib.SMTP(lab.ip(node), 25, timeout=30) as smtp:
-            smtp.ehlo("tester.outside.invalid")
-            smtp.mail("someone@outside.invalid")
-            smtp.rcpt(rcpt)
-            t0 = time.monotonic()
-            code, reply = smtp.data(msg.as_bytes())
-            took = time.monotonic() - t0
-        assert code == 250, (code, reply)
+        took, raw = _inbound(lab, node, rcpt, f"no rspamd {uuid.uuid4().hex[:8]}")
         assert took < 2.0, took  # the refused milter connection costs nothing
-        raw = wait_for(lambda: fetch_raw(lab.ip(node), rcpt, subject), timeout=30)
         assert b"X-Spam-Status:" not in raw.split(b"\r\n\r\n", 1)[0]
     finally:
         assert lab.run(node, "systemctl", "start", "rspamd").returncode == 0
