@@ -250,6 +250,14 @@ def _validate_role_params(pillar, mc, errors):
     for name in traverse_dict(pillar, "dns:withdrawn") or []:
         if name not in mail:
             errors.append(f"dns:withdrawn: {name!r} is not a node with role mail ({mail})")
+    zone = traverse_dict(pillar, "dns:cluster_zone")
+    if zone and zone in (mc.get("domains") or {}):
+        errors.append(f"dns:cluster_zone: {zone!r} is a mail domain (mailcluster:domains)")
+    rr_name = traverse_dict(pillar, "dns:rr_name") or "mail"
+    if rr_name in (mc.get("nodes") or {}) and traverse_dict(pillar, "dns:layout") != "per_domain":
+        errors.append(
+            f"dns:rr_name: {rr_name!r} is a node's name (its A record in the cluster zone)"
+        )
     keeper = traverse_dict(mc, "selfheal:partition_keeper")
     if isinstance(keeper, str) and keeper not in nodes_with("ha", {PILLAR_KEY: mc}):
         errors.append(

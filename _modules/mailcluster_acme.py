@@ -37,7 +37,7 @@ __virtualname__ = "mailcluster_acme"
 
 PILLAR_KEY = "mailcluster"
 
-NEEDS = ("mailcluster.nodes_with", "mailcluster.dns_primary")
+NEEDS = ("mailcluster.nodes_with", "mailcluster.dns_primary", "mailcluster_records.mail_names")
 
 
 def __virtual__():
@@ -63,7 +63,8 @@ def names(labels=None, node=None, pillar=None):
     """
     The names on ``node``'s certificate (this minion by default), sorted: on a mail node, for
     every domain not absent, the round-robin name (``dns:rr_name``, ``mail``), every mail
-    node's MX host name (a node serves its peer's address after a failover) and ``labels``
+    node's MX host name (a node serves its peer's address after a failover; layout cluster:
+    the cluster zone's hosts and the ``<node>.<domain>`` aliases) and ``labels``
     (autoconfig, autodiscover, mta-sts, webmail); on the web node the ``labels`` names. Empty
     on other nodes.
 
@@ -79,6 +80,10 @@ def names(labels=None, node=None, pillar=None):
     labels = list(labels if labels is not None else ["autoconfig", "autodiscover", "mta-sts"])
     mail = _with("mail", mc)
     out = set()
+    if name in mail:  # layout cluster: the MX hosts and the SRV target in the cluster zone
+        hosts = __salt__["mailcluster_records.mail_names"](_mc=mc, _dns=pl.get("dns") or {})
+        if hosts["layout"] == "cluster":
+            out.update([hosts["host"], *hosts["nodes"].values()])
     for domain in _domains(mc):
         if name in mail:
             out.add(f"{traverse_dict(pl, 'dns:rr_name') or 'mail'}.{domain}")
@@ -103,6 +108,9 @@ def challenges(labels=None, pillar=None):
     pl = pillar if pillar is not None else __pillar__
     mc = pl.get(PILLAR_KEY) or {}
     zones = _domains(mc)
+    hosts = __salt__["mailcluster_records.mail_names"](_mc=mc, _dns=pl.get("dns") or {})
+    if hosts["zone"]:
+        zones.append(hosts["zone"])
     out = {}
     for node in sorted(mc.get("nodes") or {}):
         for fqdn in names(labels, node, pl):

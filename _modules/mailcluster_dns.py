@@ -4,7 +4,10 @@ writer of the DNS primary.
 
 - :py:func:`zones` computes every DNS zone (NS, MX, round-robin A, SPF, and the DMARC, DKIM,
   MTA-STS, TLS-RPT and client set-up records of ``mailcluster_records``); the dns role's facts
-  and the master's failover runner use the same records.
+  and the master's failover runner use the same records. Layout ``cluster`` (pillar
+  ``dns:layout``, docs/dns-scale.md): the mail hosts' addresses live in one cluster zone and
+  every domain names them (MX) or aliases them (CNAME), so a failover changes that one zone;
+  :py:func:`failover_names` says which names carry it.
 - :py:func:`dns_plan` and :py:func:`dns_sync` write the zone files that differ from pillar,
   bumping the serial only when the records change, with ``rndc freeze``/``thaw`` around
   dynamic zones (docs/roles.md, "DNS: highstate and dynamic updates do not fight").
@@ -98,30 +101,33 @@ def _withdrawn():
     return set(pillar_list) | set(grain_list)
 
 
-def zones(withdrawn=None, *, _mc=None):
+def zones(withdrawn=None, *, _mc=None, failover_only=False):
     """
-    Every zone the cluster serves with its records (SOA excluded), keyed by zone name: the
-    cluster's own domain (node names) and every pillar domain not marked absent.
-
-    Each record is ``[name, ttl, type, data]`` with names relative to the zone.
+    Every zone the cluster serves, ``{zone: [[name, ttl, type, data], ...]}`` (SOA excluded,
+    names relative): the cluster's own domain (node names), the cluster zone of layout
+    ``cluster`` when it is another name, and every pillar domain not marked absent.
 
     withdrawn
         Node ids whose service IP DNS leaves out (each one's name then resolves to the live
         nodes' IPs, and it leaves the round robin; the records are never emptied). Default:
         pillar ``dns:withdrawn`` plus grain ``mailcluster_dns_withdrawn``. Given, it replaces
         both, and no grain is read (the failover runner passes the set it keeps).
+    failover_only
+        Only the zones whose records depend on ``withdrawn`` (what a failover reads and
+        changes): the one cluster zone in layout ``cluster``, every zone in ``per_domain``.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt ns1 mailcluster_dns.zones
-        salt ns1 mailcluster_dns.zones withdrawn=mx1
+        salt ns1 mailcluster_dns.zones withdrawn=mx1 failover_only=True
     """
     mc = _mc or _cluster()
     params = _dns_params()
     ttl = params["ttl"]
     cdomain = mc["cluster"]["domain"]
+    names = __salt__["mailcluster_records.mail_names"](_mc=mc)
     ns_names = [
         f"{n}.{cdomain}." for n in _nodes_with("dns_primary", mc) + _nodes_with("dns_secondary", mc)
     ]
@@ -132,38 +138,90 @@ def zones(withdrawn=None, *, _mc=None):
         withdrawn = withdrawn.split(",")
     withdrawn = set(withdrawn)
     live = [n for n in mail_nodes if n not in withdrawn] or mail_nodes  # never empty
-    out = {}
-    base = [["@", ttl, "NS", ns] for ns in ns_names]
-    infra = list(base)
-    for n, d in sorted(mc["nodes"].items()):
-        infra.append([n, ttl, "A", d["ip"]])
-        if d.get("service_ip"):
-            infra.append([f"{n}-svc", ttl, "A", d["service_ip"]])
-    out[cdomain] = infra
     svc_ips = [mc["nodes"][n]["service_ip"] for n in live]
-    spf_ips = [f"ip4:{ip}" for ip in sorted(svc_ips)]
+    base = [["@", ttl, "NS", ns] for ns in ns_names]
+    out = {cdomain: _infra(mc, base, ttl)}
+    # the mail hosts: [(owner, node or None for the round robin)]
+    hosts = [(names["rr"], None)] + [(n, n) for n in mail_nodes]
+    if names["layout"] == "cluster":
+        zone = names["zone"]
+        if zone != cdomain:
+            out[zone] = list(base)
+            if zone.endswith("." + cdomain):  # delegated from the cluster's own domain
+                out[cdomain] += [[zone[: -len(cdomain) - 1], ttl, "NS", ns] for ns in ns_names]
+        for owner, node in hosts:
+            label = owner if node is None else f"{node}.{names['rr']}"
+            out[zone] += _host_a(mc, label, node, live, svc_ips, ttl)
+        if failover_only:
+            return {zone: out[zone]}
+    # SPF: every mail node's service IP; in layout per_domain only the live ones (as before)
+    spf_nodes = live if names["layout"] == "per_domain" else mail_nodes
+    spf_ips = [f"ip4:{ip}" for ip in sorted(mc["nodes"][n]["service_ip"] for n in spf_nodes)]
     spf = " ".join(["v=spf1", "mx", *spf_ips, params["spf_policy"]])
-    for dom, conf in sorted((mc.get("domains") or {}).items()):
-        if (conf or {}).get("absent"):
-            continue
+    domains = [
+        d for d, c in sorted((mc.get("domains") or {}).items()) if not (c or {}).get("absent")
+    ]
+    for dom in domains:
         recs = list(base)
-        for n in mail_nodes:
-            recs.append(["@", ttl, "MX", f"{params['mx_preference']} {n}.{dom}."])
-            # a withdrawn node's name follows the round robin of the live ones
-            targets = [mc["nodes"][n]["service_ip"]] if n in live else svc_ips
-            recs += [[n, ttl, "A", ip] for ip in targets]
-        recs += [[params["rr_name"], ttl, "A", ip] for ip in svc_ips]
+        mx = __salt__["mailcluster_records.mx_hosts"](dom, _mc=mc)
+        recs += [["@", ttl, "MX", f"{params['mx_preference']} {h}."] for h in mx]
+        for owner, node in hosts:
+            if names["layout"] == "cluster":
+                # the client name and the legacy MX hosts: aliases of the cluster zone's hosts
+                target = names["host"] if node is None else names["nodes"][node]
+                recs.append([owner, ttl, "CNAME", f"{target}."])
+            else:
+                recs += _host_a(mc, owner, node, live, svc_ips, ttl)
         recs.append(["@", ttl, "TXT", f'"{spf}"'])
         out[dom] = recs
     # DMARC, DKIM, MTA-STS, TLS-RPT, client set-up (issue 13): mailcluster_records
-    for dom in [d for d in out if d != cdomain]:
+    for dom in domains:
         more = __salt__["mailcluster_records.records"](
-            dom, ttl=ttl, mail_host=params["rr_name"], _mc=mc
+            dom, ttl=ttl, mail_host=params["rr_name"], _mc=mc, mail_target=names["host"]
         )
         for zone, recs in more.items():
             if zone in out and zone != cdomain:
                 out[zone] += recs
     return out
+
+
+def _infra(mc, base, ttl):
+    infra = list(base)  # the cluster's own domain: NS, every node's name and service name
+    for n, d in sorted(mc["nodes"].items()):
+        infra.append([n, ttl, "A", d["ip"]])
+        if d.get("service_ip"):
+            infra.append([f"{n}-svc", ttl, "A", d["service_ip"]])
+    return infra
+
+
+def _host_a(mc, owner, node, live, svc_ips, ttl):
+    """A records of a mail host name: a live node's own service IP; a withdrawn node's name
+    (and the round robin, ``node`` None) follow the live ones."""
+    targets = [mc["nodes"][node]["service_ip"]] if node in live else svc_ips
+    return [[owner, ttl, "A", ip] for ip in targets]
+
+
+def failover_names(_mc=None):
+    """
+    ``{zone: [owner, ...]}``: the names whose A records follow the withdrawn set (a node is
+    failed over when its service IP is in none of them): the round robin and the MX hosts.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ns1 mailcluster_dns.failover_names
+    """
+    mc = _mc or _cluster()
+    names = __salt__["mailcluster_records.mail_names"](_mc=mc)
+    mail_nodes = _nodes_with("mail", mc)
+    if names["layout"] == "cluster":
+        return {names["zone"]: [names["rr"]] + [f"{n}.{names['rr']}" for n in mail_nodes]}
+    return {d: [names["rr"], *mail_nodes] for d in _served_domains(mc)}
+
+
+def _served_domains(mc):
+    return [d for d, c in sorted((mc.get("domains") or {}).items()) if not (c or {}).get("absent")]
 
 
 def _zone_text(zone, records, serial):

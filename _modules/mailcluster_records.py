@@ -123,15 +123,78 @@ def web_names(domain):
     return [f"{label}.{domain}" for label in WEB_LABELS]
 
 
+#: pillar dns:layout: where the mail hosts' addresses live (docs/dns-scale.md)
+LAYOUTS = ("cluster", "per_domain")
+#: what an unset dns:layout means
+DEFAULT_LAYOUT = "cluster"
+
+
+def mail_names(_mc=None, _dns=None):
+    """
+    How the mail hosts are named (pillar ``dns:layout``, ``dns:cluster_zone``,
+    ``dns:rr_name``): ``{"layout", "zone", "rr", "host", "nodes"}``.
+
+    - ``cluster``: the addresses live in ONE zone, ``zone`` (``dns:cluster_zone``,
+      default ``mailcluster:cluster:domain``): ``host`` = ``<rr>.<zone>`` (round robin) and,
+      per mail node, ``nodes[n]`` = ``<n>.<rr>.<zone>``. Each domain's MX names those hosts
+      (an MX target must not be a CNAME, RFC 2181 10.3) and ``<rr>.<domain>`` is a CNAME to
+      ``host``: a failover changes the one zone whatever the number of domains.
+    - ``per_domain`` (the layout before issue 14): every domain holds ``<n>.<domain>`` and
+      ``<rr>.<domain>`` A records; ``zone`` is None and ``nodes[n]`` is ``<n>``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ns1 mailcluster_records.mail_names
+    """
+    mc = _cluster(_mc)
+    dns_pillar = (__pillar__.get("dns") if _dns is None else _dns) or {}
+    rr = dns_pillar.get("rr_name") or "mail"
+    layout = dns_pillar.get("layout") or DEFAULT_LAYOUT
+    if layout not in LAYOUTS:
+        raise ValueError(f"dns:layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    mail = _nodes_with("mail", mc)
+    if layout == "per_domain":
+        return {"layout": layout, "zone": None, "rr": rr, "host": None, "nodes": {}}
+    zone = str(dns_pillar.get("cluster_zone") or mc["cluster"]["domain"]).rstrip(".").lower()
+    return {
+        "layout": layout,
+        "zone": zone,
+        "rr": rr,
+        "host": f"{rr}.{zone}",
+        "nodes": {n: f"{n}.{rr}.{zone}" for n in mail},
+    }
+
+
 def mx_hosts(domain, _mc=None):
     """
-    The MX hosts of ``domain`` (``<mail node>.<domain>``), as its zone's MX records name them.
+    The MX hosts of ``domain`` as its zone's MX records name them: ``<node>.<rr>.<cluster
+    zone>`` (layout ``cluster``), ``<mail node>.<domain>`` (layout ``per_domain``).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt ns1 mailcluster_records.mx_hosts example.test
+    """
+    names = mail_names(_mc)
+    if names["layout"] == "cluster":
+        return list(names["nodes"].values())
+    return legacy_hosts(domain, _mc)
+
+
+def legacy_hosts(domain, _mc=None):
+    """
+    ``<mail node>.<domain>``: the MX hosts of layout ``per_domain``. Layout ``cluster`` keeps
+    them as CNAMEs to the cluster zone's hosts, so that a resolver holding an MX record of
+    before the migration still finds a host that follows the failover.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ns1 mailcluster_records.legacy_hosts example.test
     """
     return [f"{n}.{domain}" for n in _nodes_with("mail", _cluster(_mc))]
 
@@ -141,7 +204,8 @@ def sts_policy(domain, _mc=None):
     The MTA-STS policy of ``domain`` (RFC 8461): ``{"text", "id", "mode", "max_age", "mx"}``.
     ``id`` is a digest of the text: the ``_mta-sts`` record changes exactly when the policy
     does (the MX hosts, mode or max_age). It never depends on a failover (the MX records
-    name every mail node whatever is withdrawn).
+    name every mail node whatever is withdrawn). ``mx``: the MX hosts; the policy's ``mx:``
+    lines add the legacy ``<node>.<domain>`` names (:py:func:`legacy_hosts`).
 
     CLI Example:
 
@@ -151,8 +215,11 @@ def sts_policy(domain, _mc=None):
     """
     conf = settings(domain, _mc)["mta_sts"]
     mx = mx_hosts(domain, _mc)
+    # the legacy names too: a sender holding an MX record of before a migration to layout
+    # cluster (TTL) still matches the policy (docs/dns-scale.md)
+    allowed = list(dict.fromkeys(mx + legacy_hosts(domain, _mc)))
     lines = ["version: STSv1", f"mode: {conf['mode']}"]
-    lines += [f"mx: {h}" for h in mx]
+    lines += [f"mx: {h}" for h in allowed]
     lines.append(f"max_age: {int(conf['max_age'])}")
     text = "\n".join(lines) + "\n"
     digest = hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -170,12 +237,13 @@ def _dkim(domain):
     return selector, str(txt)
 
 
-def records(domain, ttl=300, mail_host="mail", _mc=None):
+def records(domain, ttl=300, mail_host="mail", _mc=None, mail_target=None):
     """
     The records issue 13 adds for ``domain``, ``{zone: [[name, ttl, type, data], ...]}``:
     mostly the domain's own zone; a DMARC report address in another domain the cluster
     serves adds that zone's authorization (``<domain>._report._dmarc``, RFC 7489 7.1).
-    ``mail_host``: the label clients connect to (pillar ``dns:rr_name``).
+    ``mail_host``: the label clients connect to (pillar ``dns:rr_name``); ``mail_target``:
+    the SRV target when that label is a CNAME (an SRV target must not be one, RFC 2782).
 
     CLI Example:
 
@@ -219,8 +287,9 @@ def records(domain, ttl=300, mail_host="mail", _mc=None):
             label = name[: -len(domain) - 1]
             own += [[label, ttl, "A", ip] for ip in web_ips]
         own.append(["_autodiscover._tcp", ttl, "SRV", f"0 0 443 autodiscover.{domain}."])
+    target = mail_target or f"{mail_host}.{domain}"
     for svc in CLIENT_SERVICES:
-        own.append([svc["srv"], ttl, "SRV", f"0 1 {svc['port']} {mail_host}.{domain}."])
+        own.append([svc["srv"], ttl, "SRV", f"0 1 {svc['port']} {target}."])
     return out
 
 

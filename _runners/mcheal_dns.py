@@ -11,8 +11,9 @@ Building blocks of :py:mod:`mailcluster_failover` (the self-healing runner): the
   reactor's ``reactor_refresh_interval``), built again when one of those files changes, and
   the run's pillar is handed to it per call.
 - :py:func:`actual`, :py:func:`current_withdrawn`: the records the DNS node taking the
-  updates serves (AXFR, TSIG-signed); a mail node counts as failed over when its service IP
-  is in no A record of any mail domain.
+  updates serves (AXFR, TSIG-signed) in the zones a failover changes; a mail node counts as
+  failed over when its service IP is in no A record of the mail host names. Layout
+  ``cluster`` (docs/dns-scale.md): that is ONE zone, whatever the number of domains.
 - :py:func:`apply`: one signed UPDATE per zone that differs (BIND bumps the SOA serial, the
   secondaries follow by NOTIFY/IXFR), then :py:func:`wait_serials` until every DNS server
   serves the new serials. The mail records are never emptied.
@@ -106,15 +107,33 @@ def _roles_loader():
     return _ROLES["loader"]
 
 
-def _roles_zones(pillar, withdrawn):
+def _roles_call(pillar, fun, **kwargs):
+    """``mailcluster_dns.<fun>`` of the roles' loader, with the run's pillar."""
     with _ROLES_LOCK:
         loader = _roles_loader()
         _ROLES["pillar"].clear()
         _ROLES["pillar"].update(pillar)
         try:
-            return loader["mailcluster_dns.zones"](withdrawn=sorted(withdrawn))
+            return loader[f"mailcluster_dns.{fun}"](**kwargs)
         finally:
             _ROLES["pillar"].clear()
+
+
+def _roles_zones(pillar, withdrawn):
+    # only the zones a failover reads and changes: the one cluster zone in layout cluster
+    return _roles_call(pillar, "zones", withdrawn=sorted(withdrawn), failover_only=True)
+
+
+def zone_names(ctx):
+    """Building block of mailcluster_failover: every zone the cluster serves (a promoted
+    secondary's serial floors, a restore's checks), sorted."""
+    return sorted(_roles_call(ctx.pillar, "zones", withdrawn=[]))
+
+
+def failover_names(ctx):
+    """Building block of mailcluster_failover: ``{zone: [owner]}``, the names whose A records
+    follow the withdrawn set (``mailcluster_dns.failover_names``)."""
+    return _roles_call(ctx.pillar, "failover_names")
 
 
 def _soa_serial(server, zone, timeout):
@@ -140,13 +159,16 @@ def _norm_data(rtype, data, zone):
 
 def desired(ctx, withdrawn):
     """Building block of mailcluster_failover: the desired zones ``{zone: set((name, ttl,
-    type, data))}`` for a withdrawn set (the roles' records, ``dns_ttl`` applied)."""
+    type, data))}`` that depend on a withdrawn set (the roles' records, ``dns_ttl`` applied
+    to the mail records): the one cluster zone in layout ``cluster``, every zone else."""
     out = {}
     ttl_override = ctx.settings.get("dns_ttl")
+    moving = failover_names(ctx) if ttl_override else {}
     for zone, records in _roles_zones(ctx.pillar, withdrawn).items():
         recs = set()
         for name, ttl, rtype, data in records:
-            if ttl_override and rtype in MANAGED_TYPES and zone != ctx.cluster_domain:
+            mail = zone != ctx.cluster_domain or name in (moving.get(zone) or ())
+            if ttl_override and rtype in MANAGED_TYPES and mail:
                 ttl = int(ttl_override)
             recs.add((_norm_name(name), int(ttl), rtype, _norm_data(rtype, data, zone)))
         out[zone] = recs
@@ -218,12 +240,14 @@ def actual(ctx, zones):
 
 def withdrawn_in(ctx, actual):
     """Building block of mailcluster_failover: mail nodes whose service IP is in no A record
-    of any mail zone of ``actual`` (failed over)."""
-    if not ctx.mail_zones(actual):
-        return set()
+    of the mail host names (:py:func:`failover_names`) of ``actual`` (failed over). None of
+    those names with an A record (a layout not served yet): nothing is withdrawn."""
     present = set()
-    for zone in ctx.mail_zones(actual):
-        present |= {data for _, _, rtype, data in actual[zone][1] if rtype == "A"}
+    for zone, owners in failover_names(ctx).items():
+        if zone in actual:
+            present |= {d for n, _, t, d in actual[zone][1] if t == "A" and n in owners}
+    if not present:
+        return set()
     return {n for n in ctx.mail_nodes if ctx.service_ip(n) and ctx.service_ip(n) not in present}
 
 
@@ -284,10 +308,10 @@ def differs(ctx, withdrawn, actual):
     return sorted(z for z in want if z in actual and _diff(actual[z][1], want[z]))
 
 
-def _never_empty(ctx, zone, want):
-    """Every mail zone keeps at least one A record on a mail node's service IP."""
+def _never_empty(ctx, owners, want):
+    """The mail host names of a zone keep at least one A record on a mail node's service IP."""
     svc = {ctx.service_ip(n) for n in ctx.mail_nodes}
-    return any(rtype == "A" and data in svc for _, _, rtype, data in want)
+    return any(t == "A" and d in svc and n in owners for n, _, t, d in want)
 
 
 def _send_update(ctx, zone, changes):
@@ -349,12 +373,13 @@ def apply(ctx, withdrawn, actual):
     Returns a report dict; raises when an update fails or would empty the mail records."""
     t0 = time.monotonic()
     want = desired(ctx, withdrawn)
+    moving = failover_names(ctx)
     report = {"withdrawn": sorted(withdrawn), "zones": {}, "changed": []}
     todo = {}
     for zone, records in want.items():
         if zone not in actual:
             continue
-        if zone != ctx.cluster_domain and not _never_empty(ctx, zone, records):
+        if zone in moving and not _never_empty(ctx, moving[zone], records):
             raise RuntimeError(f"refusing to empty the mail records of {zone}")
         changes = _diff(actual[zone][1], records)
         if changes:

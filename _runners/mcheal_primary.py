@@ -100,7 +100,7 @@ def promote(ctx, withdrawn, base):
     if not lost:
         return False, f"not promoting a secondary: {reason}"
     t0 = time.time()
-    zones = sorted(__salt__["mcheal_dns.desired"](ctx, set()))
+    zones = __salt__["mcheal_dns.zone_names"](ctx)
     floors = __salt__["mcheal_dns.served_serials"](ctx, ctx.nodes[candidate]["ip"], zones)
     fire = __salt__["mcheal_audit.fire"]
     fire(lost_id, "started", dict(base, action="dns_promote", node_acting=candidate))
@@ -169,7 +169,7 @@ def restore(ctx, force=False):
     answered, ret, _ = _call(lost_id, "test.ping", timeout=ctx.settings["verify_timeout"])
     if not (answered and ret is True):
         return None
-    zones = sorted(__salt__["mcheal_dns.desired"](ctx, set()))
+    zones = __salt__["mcheal_dns.zone_names"](ctx)
     if not __salt__["mcheal_dns.served_serials"](ctx, lost_ip, zones[:1]):
         return None  # its BIND is not up yet
     if not force and __salt__["mcheal_store.hold_down"](ctx, lost_id):
@@ -186,7 +186,10 @@ def restore(ctx, force=False):
         withdrawn, actual, errors = __salt__["mcheal_dns.current_withdrawn"](ctx)
         if errors:
             log.warning("mailcluster_failover: %s unreadable at restore: %s", acting_id, errors)
-        floors = {zone: serial for zone, (serial, _) in actual.items()}
+        # every zone's serial on the stand-in (the failover's read covers the zones a
+        # failover changes only: the cluster zone in layout cluster)
+        floors = __salt__["mcheal_dns.served_serials"](ctx, ctx.dns_primary, zones)
+        floors.update({zone: serial for zone, (serial, _) in actual.items()})
         __salt__["mcheal_audit.fire"](
             lost_id, "started", dict(base, action="dns_restore", node_acting=acting_id)
         )

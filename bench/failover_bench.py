@@ -141,7 +141,9 @@ def audit_events(lab: LabHandle, since: float, event: str, timeout: float) -> li
         time.sleep(0.2)
 
 
-def one_kill(lab: LabHandle, timeout: float) -> dict:
+def one_kill(lab: LabHandle, timeout: float, names=None) -> dict:
+    """One kill of mx1 and its return, timed; ``names``: the mail names DNS must re-point
+    (default the lab's, _selfheal_helpers.MAIL_NAMES)."""
     steady(lab)
     # let the hold-down of the last failback pass (hold_down: 10 s by default)
     last = [e["time"] for e in audit(lab, time.time() - 60, "mx1")]
@@ -153,7 +155,7 @@ def one_kill(lab: LabHandle, timeout: float) -> dict:
     # IMAP greeting on mx1's IP; a short connect timeout per attempt, attempts overlapping
     probes = {"imap": lambda: imap_answers(MX1_SVC, connect_timeout=0.3)}
     for name, ip in DNS_SERVERS.items():
-        probes[f"dns_{name}"] = lambda ip=ip: dns_server_without(ip, MX1_SVC)
+        probes[f"dns_{name}"] = lambda ip=ip: dns_server_without(ip, MX1_SVC, names)
     res = probe_all(probes, t0, timeout, overlapping=("imap",))
     vals = [res[f"dns_{n}"] for n in DNS_SERVERS]
     res["dns_both"] = None if None in vals else max(vals)

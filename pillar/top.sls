@@ -3,7 +3,8 @@
 # (targeting: salt -I 'mailcluster:node:roles:mail' ...). `ca` gives the CA minion (role
 # master) its signing policies and mine function. `local` is an optional extra file
 # for site additions (not in git); `roles_test` is written and removed by
-# tests/lab/test_roles_cluster.py and bench/converge_bench.py (extra domains) only.
+# tests/lab/test_roles_cluster.py and bench/converge_bench.py (extra domains) only;
+# `scale_test` by tests/lab/_scale_pillar.py (many domains: issue 14's test and bench) only.
 base:
   '*':
     - topology
@@ -18,4 +19,5 @@ base:
     - acme
     - local
     - roles_test
+    - scale_test
     - ignore_missing: true

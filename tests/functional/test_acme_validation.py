@@ -109,7 +109,10 @@ def test_mail_node_certificate_holds_every_name_of_every_domain(rendered_on):
     high, templates = rendered_on["mx1"]
     names = _args(high, "acme-certificate-mailcluster-acme-certificate")["dns_names"]
     labels = ["autoconfig", "autodiscover", "mail", "mta-sts", "mx1", "mx2", "webmail"]
-    assert names == sorted(f"{n}.{d}" for d in ("example.test", "sales.test") for n in labels)
+    # layout cluster: the MX hosts and the SRV target live in the cluster zone
+    hosts = ["mail.cluster.test", "mx1.mail.cluster.test", "mx2.mail.cluster.test"]
+    domains = ("example.test", "sales.test")
+    assert names == sorted(hosts + [f"{n}.{d}" for d in domains for n in labels])
     main_cf = templates["/etc/postfix/main.cf"]
     assert "tls_server_sni_maps = hash:/etc/postfix/mailcluster-sni" in main_cf
     assert "smtpd_tls_cert_file = /etc/ssl/mailcluster/node.crt" in main_cf  # no SNI: cluster
@@ -141,6 +144,7 @@ def test_dns_primary_lets_the_acme_key_change_only_the_challenges(rendered_on):
     assert 'include "/etc/bind/mailcluster-acme.key";' in local
     assert "grant mailcluster-acme name _acme-challenge.mx2.example.test. TXT;" in local
     assert "grant mailcluster-acme name _acme-challenge.webmail.sales.test. TXT;" in local
+    assert "grant mailcluster-acme name _acme-challenge.mx1.mail.cluster.test. TXT;" in local
     assert "grant mailcluster-acme zonesub" not in local
     key = _args(high, "dns-config-acme-key-file-managed")
     assert (key["mode"], key["show_changes"]) == ("0640", False)

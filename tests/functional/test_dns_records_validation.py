@@ -17,6 +17,13 @@ from test_roles_support import pillar_copy, run_node
 
 # (pillar merged into the lab pillar (YAML), text the error must contain)
 BAD = {
+    "layout": ("dns: {layout: flat}", "dns:layout: must be one of"),
+    "cluster-zone-name": ("dns: {cluster_zone: Mail_Hosts}", "dns:cluster_zone: "),
+    "cluster-zone-is-a-domain": (
+        "dns: {cluster_zone: sales.test}",
+        "dns:cluster_zone: 'sales.test' is a mail domain (mailcluster:domains)",
+    ),
+    "rr-name-is-a-node": ("dns: {rr_name: ns2}", "dns:rr_name: 'ns2' is a node's name"),
     "dmarc-policy": (
         "mailcluster: {domains: {example.test: {dmarc: {policy: block}}}}",
         'mailcluster:domains:example.test:dmarc:policy: must be one of "none", "quarantine", '
@@ -167,7 +174,8 @@ def test_lab_records(computed):
         for label in ("mta-sts", "autoconfig", "autodiscover"):
             assert _rdata(lab, zone, label, "A") == ["10.88.0.21"]  # the web node, ns1
         assert _rdata(lab, zone, "_autodiscover._tcp", "SRV") == [f"0 0 443 autodiscover.{zone}."]
-        assert _rdata(lab, zone, "_submission._tcp", "SRV") == [f"0 1 587 mail.{zone}."]
+        # an SRV target must not be an alias (RFC 2782): the cluster zone's round robin
+        assert _rdata(lab, zone, "_submission._tcp", "SRV") == ["0 1 587 mail.cluster.test."]
         # no DKIM pillar here (the master's ext_pillar makes it): no DKIM record
         assert not [n for n, _t, _y, _d in lab[zone] if n.endswith("._domainkey")]
 
@@ -199,7 +207,8 @@ def test_defaults_overrides_and_dkim(computed):
     assert site["names"] == names
     assert site["mail_host"] == "mail.added.test"
     assert site["mta_sts"]["text"] == (
-        "version: STSv1\nmode: testing\nmx: mx1.added.test\nmx: mx2.added.test\nmax_age: 3600\n"
+        "version: STSv1\nmode: testing\nmx: mx1.mail.cluster.test\nmx: mx2.mail.cluster.test\n"
+        "mx: mx1.added.test\nmx: mx2.added.test\nmax_age: 3600\n"
     )
 
 

@@ -67,9 +67,12 @@ def test_zones_on_a_loader_with_only_the_roles_modules(master_side, minion_opts,
         "mailcluster.validate",
         "mailcluster_dns.dns_plan",
         "mailcluster_dns.dns_sync",
+        "mailcluster_dns.failover_names",
         "mailcluster_dns.soa_serial",
         "mailcluster_dns.zones",
         "mailcluster_records.client_sites",
+        "mailcluster_records.legacy_hosts",
+        "mailcluster_records.mail_names",
         "mailcluster_records.mx_hosts",
         "mailcluster_records.records",
         "mailcluster_records.settings",
@@ -81,21 +84,29 @@ def test_zones_on_a_loader_with_only_the_roles_modules(master_side, minion_opts,
     # the same records as a minion's full loader computes
     minion = salt.loader.minion_mods(_opts(minion_opts, grains={"id": "ns1"}, pillar=lab_pillar))
     assert minion["mailcluster_dns.zones"]() == zones
-    assert _a_records(zones, "example.test", "mail") == ["10.88.0.111", "10.88.0.112"]
+    # layout cluster: the addresses live in the cluster zone, the domains alias them
+    assert _a_records(zones, "cluster.test", "mail") == ["10.88.0.111", "10.88.0.112"]
+    assert ["mail", 300, "CNAME", "mail.cluster.test."] in zones["example.test"]
 
 
 def test_an_explicit_withdrawn_set_needs_no_grains(master_side):
     zones = master_side["mailcluster_dns.zones"](withdrawn=["mx1"])
     assert sorted(zones) == ZONES
-    # mx1's name follows the survivor; mx1 leaves the round robin and the SPF record
-    assert _a_records(zones, "example.test", "mx1") == ["10.88.0.112"]
-    assert _a_records(zones, "example.test", "mail") == ["10.88.0.112"]
-    assert ["@", 300, "TXT", '"v=spf1 mx ip4:10.88.0.112 -all"'] in zones["example.test"]
+    # mx1's host follows the survivor and leaves the round robin, in the cluster zone only
+    assert _a_records(zones, "cluster.test", "mx1.mail") == ["10.88.0.112"]
+    assert _a_records(zones, "cluster.test", "mail") == ["10.88.0.112"]
+    spf = ["@", 300, "TXT", '"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all"']
+    assert spf in zones["example.test"]
+    assert zones["example.test"] == master_side["mailcluster_dns.zones"]()["example.test"]
     # both MX stay: the records are never emptied
     mx = [d for _n, _ttl, t, d in zones["example.test"] if t == "MX"]
-    assert mx == ["10 mx1.example.test.", "10 mx2.example.test."]
+    assert mx == ["10 mx1.mail.cluster.test.", "10 mx2.mail.cluster.test."]
     # the node records of the cluster domain do not move
     assert _a_records(zones, "cluster.test", "mx1-svc") == ["10.88.0.111"]
+    # what a failover reads and changes: the one cluster zone
+    assert sorted(master_side["mailcluster_dns.zones"](["mx1"], failover_only=True)) == [
+        "cluster.test"
+    ]
     assert (
         master_side["mailcluster_dns.zones"](withdrawn=[]) == master_side["mailcluster_dns.zones"]()
     )
@@ -106,20 +117,20 @@ def test_withdrawn_replaces_the_pillar_list_and_the_grain(tmp_path, minion_opts,
     pillar["dns"] = {"withdrawn": ["mx1"]}
     opts = _opts(minion_opts, id="ns1", grains={}, pillar={})
     by_pillar = _only(tmp_path, opts, ROLES, pillar, {"id": "ns1"})
-    assert _a_records(by_pillar["mailcluster_dns.zones"](), "example.test", "mail") == [
+    assert _a_records(by_pillar["mailcluster_dns.zones"](), "cluster.test", "mail") == [
         "10.88.0.112"
     ]
     explicit = by_pillar["mailcluster_dns.zones"](withdrawn=[])
-    assert _a_records(explicit, "example.test", "mail") == ["10.88.0.111", "10.88.0.112"]
+    assert _a_records(explicit, "cluster.test", "mail") == ["10.88.0.111", "10.88.0.112"]
     # the grain the failover sets on the DNS primary, and an explicit set instead of it
     del pillar["dns"]
     grains = {"id": "ns1", "mailcluster_dns_withdrawn": ["mx2"]}
     by_grain = _only(tmp_path, opts, ROLES, pillar, grains)
-    assert _a_records(by_grain["mailcluster_dns.zones"](), "example.test", "mail") == [
+    assert _a_records(by_grain["mailcluster_dns.zones"](), "cluster.test", "mail") == [
         "10.88.0.111"
     ]
     explicit = by_grain["mailcluster_dns.zones"](withdrawn=["mx1"])
-    assert _a_records(explicit, "example.test", "mail") == ["10.88.0.112"]
+    assert _a_records(explicit, "cluster.test", "mail") == ["10.88.0.112"]
     # from the command line: withdrawn=mx1
     assert by_grain["mailcluster_dns.zones"](withdrawn="mx1") == explicit
 
@@ -130,7 +141,7 @@ def test_minion_mods_with_a_pillar_argument(minion_opts, lab_pillar):
     loader = salt.loader.minion_mods(_opts(minion_opts, id="salt", grains={}), pillar=lab_pillar)
     zones = loader["mailcluster_dns.zones"](withdrawn=["mx2"])
     assert sorted(zones) == ZONES
-    assert _a_records(zones, "sales.test", "mx2") == ["10.88.0.111"]
+    assert _a_records(zones, "cluster.test", "mx2.mail") == ["10.88.0.111"]
     assert [d for _n, _ttl, t, d in zones["sales.test"] if t == "NS"] == [
         "ns1.cluster.test.",
         "ns2.cluster.test.",

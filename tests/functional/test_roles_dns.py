@@ -17,19 +17,77 @@ import dns.rrset
 import dns.zone
 import pytest
 import salt.loader
-from test_roles_support import run_node
+from test_roles_support import pillar_copy, run_node
+
+
+def _recs(zones, zone):
+    return {(n, t, d) for n, _ttl, t, d in zones[zone]}
 
 
 def test_zone_records(tmp_path):
-    (zones,) = run_node(tmp_path, "ns1", [["mailcluster_dns.zones"]])
+    """Layout cluster (the default): the addresses in the cluster zone, each domain's MX
+    names those hosts (never a CNAME, RFC 2181 10.3), its mail names alias them."""
+    (zones, moving) = run_node(
+        tmp_path, "ns1", [["mailcluster_dns.zones"], ["mailcluster_dns.failover_names"]]
+    )
     assert sorted(zones) == ["cluster.test", "example.test", "sales.test"]
-    recs = {(n, t, d) for n, _ttl, t, d in zones["example.test"]}
+    cluster = _recs(zones, "cluster.test")
+    assert {d for n, t, d in cluster if n == "mail" and t == "A"} == {"10.88.0.111", "10.88.0.112"}
+    assert ("mx1.mail", "A", "10.88.0.111") in cluster
+    assert ("mx2.mail", "A", "10.88.0.112") in cluster
+    assert moving == {"cluster.test": ["mail", "mx1.mail", "mx2.mail"]}
+    recs = _recs(zones, "example.test")
+    assert ("@", "MX", "10 mx1.mail.cluster.test.") in recs
+    assert ("@", "MX", "10 mx2.mail.cluster.test.") in recs
+    cnames = {n: d for n, t, d in recs if t == "CNAME"}
+    assert cnames == {
+        "mail": "mail.cluster.test.",
+        "mx1": "mx1.mail.cluster.test.",
+        "mx2": "mx2.mail.cluster.test.",
+    }
+    assert not {d for _n, t, d in recs if t == "MX"} & {f"{c}.example.test." for c in cnames}
+    assert not [n for n, t, _d in recs if t == "A" and n in cnames]  # a CNAME stands alone
+    assert ("_imaps._tcp", "SRV", "0 1 993 mail.cluster.test.") in recs  # no alias target
+    assert ("@", "TXT", '"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all"') in recs
+    assert {d for n, t, d in recs if t == "NS"} == {"ns1.cluster.test.", "ns2.cluster.test."}
+
+
+def test_zone_records_per_domain(tmp_path):
+    """Layout per_domain (before issue 14): A records of the mail hosts in every domain."""
+    root = pillar_copy(tmp_path, "dns:\n  layout: per_domain\n")
+    (zones, moving) = run_node(
+        tmp_path,
+        "ns1",
+        [["mailcluster_dns.zones"], ["mailcluster_dns.failover_names"]],
+        pillar_root=root,
+    )
+    recs = _recs(zones, "example.test")
     assert ("@", "MX", "10 mx1.example.test.") in recs
     assert ("@", "MX", "10 mx2.example.test.") in recs
     assert {d for n, t, d in recs if n == "mail" and t == "A"} == {"10.88.0.111", "10.88.0.112"}
     assert ("mx1", "A", "10.88.0.111") in recs
-    assert ("@", "TXT", '"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 -all"') in recs
-    assert {d for n, t, d in recs if t == "NS"} == {"ns1.cluster.test.", "ns2.cluster.test."}
+    assert not [r for r in recs if r[1] == "CNAME"]
+    assert not [r for r in _recs(zones, "cluster.test") if r[0] == "mail"]
+    assert moving == {d: ["mail", "mx1", "mx2"] for d in ("example.test", "sales.test")}
+
+
+def test_cluster_zone_of_its_own(tmp_path):
+    """dns:cluster_zone under the cluster domain: a zone of its own, delegated."""
+    root = pillar_copy(tmp_path, "dns:\n  cluster_zone: mx.cluster.test\n")
+    (zones, failover) = run_node(
+        tmp_path,
+        "ns1",
+        [["mailcluster_dns.zones"], ["mailcluster_dns.zones", [["mx1"]], {"failover_only": True}]],
+        pillar_root=root,
+    )
+    assert sorted(zones) == ["cluster.test", "example.test", "mx.cluster.test", "sales.test"]
+    assert ("mx", "NS", "ns1.cluster.test.") in _recs(zones, "cluster.test")
+    assert ("mx1.mail", "A", "10.88.0.111") in _recs(zones, "mx.cluster.test")
+    assert ("@", "MX", "10 mx1.mail.mx.cluster.test.") in _recs(zones, "example.test")
+    assert list(failover) == ["mx.cluster.test"]
+    assert {d for n, t, d in _recs(failover, "mx.cluster.test") if n == "mx1.mail"} == {
+        "10.88.0.112"
+    }
 
 
 class _Served:
@@ -108,7 +166,7 @@ def test_serial_moves_only_when_records_change(tmp_path, lab_pillar, dns_mod):
     out = mod.dns_sync(str(zdir))
     assert out["changed"]["example.test"]["new"] > serial
     zone = dns.zone.from_file(str(path), origin="example.test", relativize=True)
-    assert zone.get_rdataset("webmail", "A") is not None
+    assert zone.get_rdataset("webmail", "CNAME") is not None  # layout cluster: an alias
 
 
 def test_bad_zone_keeps_the_old_file(tmp_path, lab_pillar, dns_mod):

@@ -47,7 +47,7 @@ def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None =
 
 
 # optional pillar files a developer or a lab test may have left in the work tree
-UNTRACKED_PILLAR = ("local.sls", "roles_test.sls")
+UNTRACKED_PILLAR = ("local.sls", "roles_test.sls", "scale_test.sls")
 
 
 def pillar_copy(tmp: pathlib.Path, extra: str | None) -> pathlib.Path:

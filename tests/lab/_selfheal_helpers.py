@@ -17,8 +17,17 @@ from mclab import util as lab_util
 MX1_SVC = "10.88.0.111"
 MX2_SVC = "10.88.0.112"
 DNS_SERVERS = {"ns1": "10.88.0.21", "ns2": "10.88.0.22"}
-#: names that carry mail records in the lab pillar (domains example.test, sales.test)
-MAIL_NAMES = ["mail.example.test", "mx1.example.test", "mail.sales.test"]
+#: the zone of the mail hosts (layout cluster: dns:cluster_zone, the cluster domain)
+CLUSTER_ZONE = "cluster.test"
+#: names that carry mail records in the lab pillar (domains example.test, sales.test): the
+#: domains' names (CNAMEs in layout cluster, answered with the target's A records) and the
+#: MX hosts of the cluster zone
+MAIL_NAMES = [
+    "mail.example.test",
+    "mx1.example.test",
+    "mail.sales.test",
+    f"mx1.mail.{CLUSTER_ZONE}",
+]
 AUDIT_LOG = "/var/cache/salt/master/mailcluster_failover/audit.jsonl"
 SELFHEAL_FILES = [
     # the entry points and their building blocks (mcheal_*); a shell glob, stat'ed by sh
@@ -31,16 +40,24 @@ SELFHEAL_FILES = [
 
 
 def a_records(server: str, name: str, timeout: float = 0.3) -> set[str] | None:
-    """A records of ``name`` at ``server`` (None when the server does not answer)."""
-    try:
-        resp = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=timeout)
-    except Exception:
-        return None
-    out = set()
-    for rrset in resp.answer:
-        if rrset.rdtype == dns.rdatatype.A:
-            out |= {r.address for r in rrset}
-    return out
+    """A records of ``name`` at ``server`` (None when the server does not answer). A CNAME
+    is followed at the same server, as a resolver does: the servers are authoritative only
+    (recursion no), and the domains' mail names alias the cluster zone's hosts."""
+    for _hop in range(8):
+        try:
+            resp = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=timeout)
+        except Exception:
+            return None
+        out, alias = set(), None
+        for rrset in resp.answer:
+            if rrset.rdtype == dns.rdatatype.A:
+                out |= {r.address for r in rrset}
+            elif rrset.rdtype == dns.rdatatype.CNAME:
+                alias = rrset[0].target.to_text()
+        if out or alias is None:
+            return out
+        name = alias
+    return set()
 
 
 def serial(server: str, zone: str, timeout: float = 0.3) -> int | None:
@@ -64,8 +81,9 @@ def dns_without(ip: str) -> bool:
     return True
 
 
-def dns_server_without(server: str, ip: str) -> bool:
-    for name in MAIL_NAMES:
+def dns_server_without(server: str, ip: str, names=None) -> bool:
+    """``server`` answers each of ``names`` (default MAIL_NAMES), none of them with ``ip``."""
+    for name in names or MAIL_NAMES:
         got = a_records(server, name)
         if not got or ip in got:
             return False

@@ -10,13 +10,16 @@ leave the cluster as they found it (mx1 running, DNS as pillar says).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
 import pytest
 from _ip_watch import IpWatch
 from _mail_flow import Sender, delivered_copies, maildir_of
+from _scale_pillar import scale_domains
 from _selfheal_helpers import (
+    CLUSTER_ZONE,
     DNS_SERVERS,
     MX1_SVC,
     MX2_SVC,
@@ -56,7 +59,12 @@ def back_to_steady(cluster):
 
 
 def _serials():
-    return {s: serial(ip, "example.test") for s, ip in DNS_SERVERS.items()}
+    zones = ("example.test", CLUSTER_ZONE)
+    return {(s, z): serial(ip, z) for s, ip in DNS_SERVERS.items() for z in zones}
+
+
+#: domains of the one-zone test; MC_SCALE=1: 1,000 (opt-in, several minutes)
+SCALE_DOMAINS = 1000 if os.environ.get("MC_SCALE") == "1" else 20
 
 
 def test_kill_mx1_fails_over_and_back(cluster):
@@ -83,6 +91,8 @@ def test_kill_mx1_fails_over_and_back(cluster):
     assert done["witnesses"]["master"]["answered"] is False
     assert done["witnesses"]["peer"]["says_dead"] is True
     assert done["ip"]["holder"] == "mx2"
+    # layout cluster: the one cluster zone changed, by one UPDATE
+    assert done["dns"]["changed"] == [CLUSTER_ZONE], done["dns"]
     # the DNS primary's grain keeps a highstate of the dns role in step
     grain = lab.salt_json("ns1", "grains.get", "mailcluster_dns_withdrawn")
     assert grain["ns1"] == ["mx1"]
@@ -380,3 +390,46 @@ def test_mail_under_failover_is_delivered_exactly_once(cluster):
         f" after the kill), {len(copies)} delivered once, {len(retried)} retried, slowest"
         f" accepted {slowest:.2f} s after its first try"
     )
+
+
+def test_a_failover_changes_one_zone_whatever_the_domains(cluster):
+    """With SCALE_DOMAINS more domains (pillar file scale_test.sls, the dns role applied),
+    a failover and its failback each send ONE UPDATE, to the cluster zone (the runner's
+    audit says which zones changed), and every domain's mail names follow on ns1 and ns2."""
+    lab = cluster
+    with scale_domains(lab, SCALE_DOMAINS) as domains:
+        sample = [domains[0], domains[len(domains) // 2], domains[-1], "example.test"]
+        t0 = time.time()
+        lab.lab.kill("mx1")
+
+        def moved():
+            return all(
+                a_records(ip, f"{n}.{d}") == {MX2_SVC}
+                for ip in DNS_SERVERS.values()
+                for d in sample
+                for n in ("mail", "mx1")
+            )
+
+        wait_for(moved, 60, what="every sampled domain without mx1's IP", lab=lab)
+        t_dns = time.time() - t0
+        done = wait_for(
+            lambda: [e for e in audit(lab, t0, "mx1") if e["event"] == "done"],
+            30,
+            interval=0.5,
+            what="the done audit event",
+            lab=lab,
+        )[0]
+        assert done["dns"]["changed"] == [CLUSTER_ZONE], done["dns"]
+        assert done["dns"]["propagation"]["complete"], done["dns"]
+        t1 = time.time()
+        lab.lab.start("mx1")
+        back = wait_for(
+            lambda: [e for e in audit(lab, t1, "mx1") if e["event"] == "failback"],
+            180,
+            interval=0.5,
+            what="the failback audit event",
+            lab=lab,
+        )[0]
+        assert back["dns"]["changed"] == [CLUSTER_ZONE], back["dns"]
+        wait_for(dns_restored, 60, interval=0.2, what="DNS restored", lab=lab)
+    print(f"{SCALE_DOMAINS + 2} domains: kill -> sampled names re-pointed: {t_dns:.2f} s")

@@ -118,31 +118,34 @@ def test_the_roles_loader_is_kept_and_rebuilt_when_a_module_changes(tmp_path, la
     first = dns._ROLES["loader"]
     runners["mcheal_dns.desired"](ctx, {"mx1"})
     assert dns._ROLES["loader"] is first
-    # an edit of the roles' module (a new default SPF policy) is seen by the next call
+    # an edit of the roles' module (a new default TTL) is seen by the next call
     path = root / "_modules" / "mailcluster_dns.py"
     stat = path.stat()
-    path.write_text(path.read_text().replace('"spf_policy": "-all"', '"spf_policy": "~all"'))
+    path.write_text(path.read_text().replace('"ttl": 300,', '"ttl": 301,'))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    txt = {r for r in runners["mcheal_dns.desired"](ctx, set())["example.test"] if r[2] == "TXT"}
+    want = runners["mcheal_dns.desired"](ctx, set())["cluster.test"]
     assert dns._ROLES["loader"] is not first
-    assert [r[3] for r in txt if r[0] == "@"] == [
-        '"v=spf1 mx ip4:10.88.0.111 ip4:10.88.0.112 ~all"'
-    ]
+    assert ("mail", 301, "A", "10.88.0.111") in want
 
 
 def test_the_runs_pillar_goes_with_each_call(runners, lab_pillar):
     ctx = runners["mcheal_ctx.context"](lab_pillar)
     want = runners["mcheal_dns.desired"](ctx, {"mx1"})
-    assert {"cluster.test", "example.test", "sales.test"} <= set(want)
-    assert ("mail", 300, "A", "10.88.0.112") in want["example.test"]
-    assert ("mail", 300, "A", "10.88.0.111") not in want["example.test"]
+    # layout cluster: a failover reads and changes the cluster zone only
+    assert set(want) == {"cluster.test"}
+    assert ("mail", 300, "A", "10.88.0.112") in want["cluster.test"]
+    assert ("mail", 300, "A", "10.88.0.111") not in want["cluster.test"]
+    assert ("mx1.mail", 300, "A", "10.88.0.112") in want["cluster.test"]
+    assert runners["mcheal_dns.zone_names"](ctx) == ["cluster.test", "example.test", "sales.test"]
     # the same process, another pillar: a domain marked absent is gone, the TTL follows
     other = dict(lab_pillar, dns={"ttl": 60})
     other["mailcluster"] = dict(lab_pillar["mailcluster"])
     other["mailcluster"]["domains"] = dict(lab_pillar["mailcluster"]["domains"])
     other["mailcluster"]["domains"]["sales.test"] = {"absent": True}
     got = runners["mcheal_dns.desired"](runners["mcheal_ctx.context"](other), set())
-    assert "sales.test" not in got
-    assert ("mail", 60, "A", "10.88.0.111") in got["example.test"]
+    assert "sales.test" not in runners["mcheal_dns.zone_names"](
+        runners["mcheal_ctx.context"](other)
+    )
+    assert ("mail", 60, "A", "10.88.0.111") in got["cluster.test"]
     # and back: nothing of the other pillar stayed in the loader
     assert runners["mcheal_dns.desired"](ctx, {"mx1"}) == want
