@@ -392,6 +392,18 @@ def test_mail_under_failover_is_delivered_exactly_once(cluster):
     )
 
 
+def _mx1_event(lab, since: float, event: str, timeout: float) -> dict:
+    """mx1's first ``event`` audit record since ``since``."""
+    found = wait_for(
+        lambda: [e for e in audit(lab, since, "mx1") if e["event"] == event],
+        timeout,
+        interval=0.5,
+        what=f"the {event} audit event",
+        lab=lab,
+    )
+    return found[0]
+
+
 def test_a_failover_changes_one_zone_whatever_the_domains(cluster):
     """With SCALE_DOMAINS more domains (pillar file scale_test.sls, the dns role applied),
     a failover and its failback each send ONE UPDATE, to the cluster zone (the runner's
@@ -412,24 +424,12 @@ def test_a_failover_changes_one_zone_whatever_the_domains(cluster):
 
         wait_for(moved, 60, what="every sampled domain without mx1's IP", lab=lab)
         t_dns = time.time() - t0
-        done = wait_for(
-            lambda: [e for e in audit(lab, t0, "mx1") if e["event"] == "done"],
-            30,
-            interval=0.5,
-            what="the done audit event",
-            lab=lab,
-        )[0]
+        done = _mx1_event(lab, t0, "done", 30)
         assert done["dns"]["changed"] == [CLUSTER_ZONE], done["dns"]
         assert done["dns"]["propagation"]["complete"], done["dns"]
         t1 = time.time()
         lab.lab.start("mx1")
-        back = wait_for(
-            lambda: [e for e in audit(lab, t1, "mx1") if e["event"] == "failback"],
-            180,
-            interval=0.5,
-            what="the failback audit event",
-            lab=lab,
-        )[0]
+        back = _mx1_event(lab, t1, "failback", 180)
         assert back["dns"]["changed"] == [CLUSTER_ZONE], back["dns"]
         wait_for(dns_restored, 60, interval=0.2, what="DNS restored", lab=lab)
     print(f"{SCALE_DOMAINS + 2} domains: kill -> sampled names re-pointed: {t_dns:.2f} s")
