@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import imaplib
-import json
 import smtplib
 import socket
 import ssl
@@ -34,7 +33,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
-from _roles_helpers import PASSWORDS, apply_all, state_results, wait_for
+from _roles_helpers import PASSWORDS, apply_all, salt_call_json, state_results, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -145,18 +144,7 @@ def test_checkdmarc_parses_the_records(converged, node, domain):
 def test_dkim_records_are_the_pillars_on_both_servers(converged, lab):
     """The DKIM TXT of each domain (pillar mailcluster_dkim, made on the master) is served
     whole by both servers, however many 255-octet strings it was split into."""
-    proc = lab.run(
-        "ns1",
-        "salt-call",
-        "--no-return-event",
-        "--out=json",
-        "pillar.get",
-        "mailcluster_dkim",
-        "unmask=True",
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    dkim = json.loads(proc.stdout)["local"]
+    dkim = salt_call_json(lab, "ns1", "pillar.get", "mailcluster_dkim", "unmask=True")
     assert set(dkim) >= set(DOMAINS), dkim
     for domain, entry in dkim.items():
         for node, ip in converged.items():
