@@ -15,6 +15,7 @@ from pathlib import Path
 import kitchen_config as kc
 import kitchen_run
 import pytest
+from checks.kitchen_suites import suite_checks
 from kitchen_node import KitchenNode
 
 pytestmark = pytest.mark.kitchen
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SUITE = "mail"
 # what a suite's main service is: stopped, the verifier must fail, naming its check
 MAIN_SERVICE = {
+    "common": ("nftables", "common.check_firewall"),
     "dns-primary": ("named", "dns_primary.check_bind"),
     "db-primary": ("mariadb", "db_primary.check_mariadb"),
     "web": ("lighttpd", "web.check_lighttpd"),
@@ -65,7 +67,7 @@ def test_kitchen_suite(suite, node, tmp_path):
     verified = kitchen_run.verify(instance, node, REPO)
     assert verified.returncode == 0, f"verifier of {suite}:\n{verified.stdout}{verified.stderr}"
     passed = re.search(r"(\d+) passed", verified.stdout)
-    assert passed and int(passed.group(1)) >= 5, verified.stdout
+    assert passed and int(passed.group(1)) == len(suite_checks(suite)), verified.stdout
     assert "skipped" not in verified.stdout and "failed" not in verified.stdout, verified.stdout
 
     # the checks can fail: the suite's main service stopped, the verifier says which check
