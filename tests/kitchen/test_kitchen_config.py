@@ -91,6 +91,19 @@ def test_every_suite_renders(kitchen, tmp_path):
         kitchen_run.prepare(instance, REPO, tmp_path / instance.name)
 
 
+def test_image_pins_are_the_projects(kitchen):
+    """The docker image's Salt venv (kitchen.yml, provision_command) pins what
+    requirements.txt pins: the instance runs the same Salt and modules as the lab's nodes."""
+    pins = dict(
+        line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )  # fmt: skip
+    (platform,) = kitchen["platforms"]
+    words = " ".join(platform["driver"]["provision_command"]).split()
+    image = dict(w.split("==") for w in words if "==" in w)
+    assert image and all(pins.get(name) == version for name, version in image.items()), image
+
+
 def test_merge_rules():
     data = {
         "provisioner": {"name": "salt_solo", "a": {"x": 1, "y": 2}, "list": [1, 2]},
