@@ -9,6 +9,7 @@ salt_solo builds a path by string interpolation instead, the doubled ``/`` stays
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -246,5 +247,50 @@ class Sandbox:
 
 
 def yaml_dump(data) -> str:
-    """Ruby's to_yaml closely enough for Salt (a document marker, block style)."""
-    return "---\n" + yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+    """What Ruby's ``to_yaml`` (Psych) writes, for the types a kitchen.yml hash holds here:
+    mappings, sequences (not indented under their key), strings, integers, booleans."""
+    return "---\n" + "".join(_psych(data, 0))
+
+
+# Psych::Visitors::YAMLTree#visit_String: a string opening with a non-word character and
+# holding no '"' is double-quoted; one that would read back as another type, single-quoted
+_NOT_A_STRING = re.compile(
+    r"[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?|true|false|yes|no|on|off|null|~", re.I
+)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise KitchenConfigError(f"salt_solo reproduction: cannot write {value!r} as Ruby would")
+    if value in ("", "y", "n") or re.match(r'^[^\w][^"]*$', value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if _NOT_A_STRING.fullmatch(value):
+        return f"'{value}'"
+    return value
+
+
+def _psych(data, indent: int):
+    pad = " " * indent
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, dict) and value:
+                yield f"{pad}{_scalar(key)}:\n"
+                yield from _psych(value, indent + 2)
+            elif isinstance(value, list) and value:
+                yield f"{pad}{_scalar(key)}:\n"
+                yield from _psych(value, indent)
+            else:
+                yield f"{pad}{_scalar(key)}: {_scalar(value)}\n"
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict | list) and item:
+                lines = "".join(_psych(item, indent + 2))
+                yield f"{pad}- {lines[indent + 2 :]}"
+            else:
+                yield f"{pad}- {_scalar(item)}\n"
+    else:
+        yield f"{pad}{_scalar(data)}\n"

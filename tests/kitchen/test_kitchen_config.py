@@ -104,6 +104,19 @@ def test_image_pins_are_the_projects(kitchen):
     assert image and all(pins.get(name) == version for name, version in image.items()), image
 
 
+def test_hashes_written_as_psych_writes_them():
+    # Psych's visit_String: "*" and "/x" open with a non-word character (double quotes); "1"
+    # and "yes" would read back as other types (single quotes); sequences sit at their key's
+    # indentation, a mapping item's first key on the dash's line
+    top = {"base": {"*": ["common.pillar", "dns.primary"]}, "v": ["1", "yes", "/x", 2]}
+    items = {"a": [{"b": "c", "d": True}]}
+    assert salt_solo.yaml_dump(top) == (
+        '---\nbase:\n  "*":\n  - common.pillar\n  - dns.primary\n'
+        "v:\n- '1'\n- 'yes'\n- \"/x\"\n- 2\n"
+    )
+    assert salt_solo.yaml_dump(items) == "---\na:\n- b: c\n  d: true\n"
+
+
 def test_merge_rules():
     data = {
         "provisioner": {"name": "salt_solo", "a": {"x": 1, "y": 2}, "list": [1, 2]},
