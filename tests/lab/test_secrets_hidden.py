@@ -30,6 +30,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from _roles_helpers import salt_call_json
 
 PROBE = ["python3", "/srv/mailcluster/tests/lab/_secrets_probe.py"]
 NODES = ["salt", "mx1", "mx2", "ns1", "ns2"]
@@ -166,13 +167,6 @@ def _probe(lab, node, *args, stdin=None, timeout=300):
     return json.loads(res.stdout or "null")
 
 
-def _salt_call_json(lab, node, *args):
-    # --no-return-event: salt-call sends its return to the master's job cache otherwise
-    res = lab.run(node, "salt-call", "--no-return-event", "--out=json", *args, timeout=600)
-    assert res.returncode == 0, f"salt-call {args[0]} on {node} failed (rc {res.returncode})"
-    return json.loads(res.stdout)["local"]
-
-
 def _parallel(fn, nodes):
     with ThreadPoolExecutor(len(nodes)) as pool:
         return dict(zip(nodes, pool.map(fn, nodes), strict=True))
@@ -184,12 +178,10 @@ def _pillar_secrets(lab):
     needles, skipped = {}, set()
 
     def one(node):
-        mc = _salt_call_json(lab, node, "pillar.get", "mailcluster:secrets", "unmask=True") or {}
-        drbd = (
-            _salt_call_json(lab, node, "pillar.get", "storage:drbd:shared_secret", "unmask=True")
-            or ""
-        )
-        return mc, drbd
+        def get(key):
+            return salt_call_json(lab, node, "pillar.get", key, "unmask=True", timeout=600)
+
+        return get("mailcluster:secrets") or {}, get("storage:drbd:shared_secret") or ""
 
     for mc, drbd in _parallel(one, NODES).values():
         got, left = secret_needles(mc)
@@ -206,7 +198,7 @@ def _lowstates(lab):
     """Per node: its highstate's low chunks (they hold secrets: kept in this process only)."""
 
     def one(node):
-        low = _salt_call_json(lab, node, "state.show_lowstate")
+        low = salt_call_json(lab, node, "state.show_lowstate", timeout=600)
         errors = [c for c in low if not isinstance(c, dict)]
         assert not errors, f"{node}'s highstate does not render ({len(errors)} errors)"
         return low
