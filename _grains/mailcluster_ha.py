@@ -17,6 +17,10 @@ One grain, ``mailcluster_ha``::
         installed: true
         running: true              # cl_status hbstatus
         node: mx1                  # uname -n when ha.cf lists it, else None
+      keepalived:                  # the other mover (ha:mover, docs/keepalived.md)
+        installed: true
+        running: true              # systemctl is-active keepalived
+        node: mx1                  # uname -n when keepalived.conf has its instance
 
 Cheap and local: files, and short local commands with a 5 s timeout (never the network,
 never loading a kernel module). A missing tool gives an empty section; no failure
@@ -138,12 +142,32 @@ def _heartbeat():
     return {"installed": True, "running": running, "node": node}
 
 
+def _keepalived():
+    if shutil.which("keepalived") is None:
+        return {"installed": False, "running": False, "node": None}
+    running = _run(["systemctl", "is-active", "--quiet", "keepalived"]) is not None
+    nodename = os.uname().nodename
+    conf = _read("/etc/keepalived/keepalived.conf") or ""
+    node = (
+        nodename
+        if re.search(rf"^\s*vrrp_instance\s+mc_{re.escape(nodename)}\b", conf, re.M)
+        else None
+    )
+    return {"installed": True, "running": running, "node": node}
+
+
 def mailcluster_ha():
     """
     Return the ``mailcluster_ha`` grain (see the module documentation).
     """
     grain = {}
-    for key, func in (("drbd", _drbd), ("o2cb", _o2cb), ("heartbeat", _heartbeat)):
+    parts = (
+        ("drbd", _drbd),
+        ("o2cb", _o2cb),
+        ("heartbeat", _heartbeat),
+        ("keepalived", _keepalived),
+    )
+    for key, func in parts:
         try:
             grain[key] = func()
         except Exception as exc:  # grains must never fail

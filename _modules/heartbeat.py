@@ -42,6 +42,15 @@ def __virtual__():
     return __virtualname__
 
 
+def _keepalived():
+    """True when pillar ``ha:mover`` is keepalived (docs/keepalived.md): the pair's queries
+    then answer from keepalived (``_modules/keepalived.py``), so that the beacon and the
+    master's witnesses, which ask this module, work unchanged with either mover."""
+    ha = __pillar__.get("ha") or {}
+    mover = ha.get("mover") or (ha.get("lookup") or {}).get("mover")
+    return mover == "keepalived" and "keepalived.status" in __salt__
+
+
 # ---------------------------------------------------------------------------
 # Command helpers
 # ---------------------------------------------------------------------------
@@ -97,6 +106,8 @@ def status():
 
         salt '*' heartbeat.status
     """
+    if _keepalived():
+        return __salt__["keepalived.status"]()
     res = _run(["cl_status", "hbstatus"], ok_retcodes=(0, 1))
     return {
         "running": __salt__["heartbeat_parse.hbstatus"](
@@ -116,6 +127,8 @@ def nodes():
 
         salt '*' heartbeat.nodes
     """
+    if _keepalived():
+        return __salt__["keepalived.nodes"]()
     return __salt__["heartbeat_parse.listnodes"](_run(["cl_status", "listnodes"])["stdout"])
 
 
@@ -130,6 +143,8 @@ def node_status(node):
 
         salt '*' heartbeat.node_status mx2
     """
+    if _keepalived():
+        return __salt__["keepalived.node_status"](node)
     cmd = ["cl_status", "nodestatus", node]
     res = __salt__["cmd.run_all"](
         cmd, python_shell=False, ignore_retcode=True, output_loglevel="debug"
@@ -292,6 +307,8 @@ def takeover(which="all"):
 
         salt 'mx1' heartbeat.takeover foreign
     """
+    if _keepalived():
+        return __salt__["keepalived.takeover"](which)
     return _request("hb_takeover", which)
 
 

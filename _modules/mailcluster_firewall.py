@@ -19,7 +19,7 @@ from salt.utils.data import traverse_dict
 __virtualname__ = "mailcluster_firewall"
 
 PILLAR_KEY = "mailcluster"
-PROTOS = {"tcp": ["tcp"], "udp": ["udp"], "both": ["tcp", "udp"]}
+PROTOS = {"tcp": ["tcp"], "udp": ["udp"], "both": ["tcp", "udp"], "vrrp": ["vrrp"]}
 #: sources that are not role names
 SPECIAL = ("world", "admin", "cluster")
 NEEDS = ("mailcluster.node_roles", "mailcluster.nodes_with")
@@ -172,7 +172,7 @@ def open_ports(mapdata=None, node=None):
     for where, entry in _entries(mapdata, roles):
         proto = entry.get("proto", "tcp")
         if proto not in PROTOS:
-            raise CommandExecutionError(f"{where}:proto: tcp, udp or both; got {proto!r}")
+            raise CommandExecutionError(f"{where}:proto: tcp, udp, both or vrrp; got {proto!r}")
         src = entry.get("from", "cluster")
         addrs = _source(src, mapdata, where)
         at = "firewall:admin_networks" if src == "admin" else f"{where}:from"
@@ -234,7 +234,9 @@ def ruleset(mapdata=None, node=None):
         services = sorted({s for names in ports.values() for s in names})
         port_list = ", ".join(str(p) for p in sorted(ports))
         comment = f"{src}: {', '.join(services)}"[:120]
-        rules.append(f'{match}{proto} dport {{ {port_list} }} accept comment "{comment}"')
+        # VRRP (keepalived, IP protocol 112) has no ports: the protocol itself is opened
+        what = "meta l4proto vrrp" if proto == "vrrp" else f"{proto} dport {{ {port_list} }}"
+        rules.append(f'{match}{what} accept comment "{comment}"')
     return {
         "table": mapdata.get("table", "mailcluster"),
         "sets": list(sets.values()),

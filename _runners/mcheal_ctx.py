@@ -119,7 +119,14 @@ def settings(pillar):
     ``mailcluster:selfheal`` over the defaults."""
     data = _defaults()
     override = ((pillar or {}).get("mailcluster") or {}).get("selfheal") or {}
-    return salt.utils.dictupdate.merge(data, override, merge_lists=False)
+    data = salt.utils.dictupdate.merge(data, override, merge_lists=False)
+    # the pair's mover (pillar ha:mover, docs/keepalived.md): its unit is the one the health
+    # check, the restart of a returning node and the partition's standby stop and start
+    ha = (pillar or {}).get("ha") or {}
+    mover = ha.get("mover") or (ha.get("lookup") or {}).get("mover") or "heartbeat"
+    data["mover_service"] = mover
+    data["health_services"] = [mover if s == "heartbeat" else s for s in data["health_services"]]
+    return data
 
 
 class RunContext:

@@ -96,7 +96,8 @@ def _arbitrate_pair(ctx, node, base, witnesses, pair):
     steps = {}
     answered, ret, ok = _call(standby, "grains.setval", [STANDBY_GRAIN, "partition"], timeout=5)
     steps["grain"] = ret if answered else "no answer"
-    answered, ret, ok = _call(standby, "service.stop", ["heartbeat"], timeout=20)
+    mover = ctx.settings.get("mover_service") or "heartbeat"
+    answered, ret, ok = _call(standby, "service.stop", [mover], timeout=20)
     steps["stop_heartbeat"] = ret if answered else "no answer"
     if not (answered and ok and ret is True):
         return refuse(node, base, f"could not stop heartbeat on {standby}: {ret}", "arbitrate")
@@ -143,7 +144,8 @@ def heal(ctx):
         steps = {}
         answered, ret, _ = _call(standby, "grains.delkey", [STANDBY_GRAIN], timeout=5)
         steps["grain"] = ret if answered else "no answer"
-        answered, ret, ok = _call(standby, "service.start", ["heartbeat"], timeout=30)
+        mover = ctx.settings.get("mover_service") or "heartbeat"
+        answered, ret, ok = _call(standby, "service.start", [mover], timeout=30)
         steps["start_heartbeat"] = ret if answered else "no answer"
         if not (answered and ok and ret is True):
             out.append({"node": standby, "result": "refused", "reason": f"heartbeat: {ret}"})

@@ -182,16 +182,17 @@ def wait_healthy(ctx, node, just_back=False):
         if time.monotonic() >= deadline:
             break
         services = (health.get("node") or {}).get("services") or {}
+        mover = ctx.settings.get("mover_service") or "heartbeat"
         if (
             ctx.settings.get("restart_heartbeat")
             and not restarted
-            and services.get("heartbeat") not in (None, "active", "activating")
-            and all(v == "active" for k, v in services.items() if k != "heartbeat")
+            and services.get(mover) not in (None, "active", "activating")
+            and all(v == "active" for k, v in services.items() if k != mover)
         ):
             # heartbeat 3 shuts itself down on one side when a partition heals
             # ("returning after partition"): start it again, nothing else is missing
             restarted = True
-            _call(node, "service.start", ["heartbeat"], timeout=15.0)
+            _call(node, "service.start", [mover], timeout=15.0)
         time.sleep(0.3)
         ok, reason, health = healthy(ctx, node)
     if restarted:

@@ -1,5 +1,9 @@
 {%- from "common/map.jinja" import mapdata as ha with context %}
-# Undo ha: stop heartbeat (its service IP then leaves this node) and remove its config.
+# Undo ha: stop heartbeat (its service IP then leaves this node) and remove its config; the
+# keepalived layer too (ha.keepalived.clean).
+
+include:
+  - ha.keepalived.clean
 
 ha-clean-heartbeat-service-dead:
   service.dead:

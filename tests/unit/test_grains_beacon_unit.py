@@ -20,11 +20,14 @@ def node_files(monkeypatch, tmp_path):
             f"{D}09-ocfs2-mounted.vm1.drbdsetup_events2_now.txt"
         ),
         ("cl_status", "hbstatus"): output("heartbeat/02-running.mx1.cl_status_hbstatus.txt"),
+        ("systemctl", "is-active", "--quiet", "keepalived"): "",
     }
     files = {
         "/proc/drbd": output(f"{D}09-ocfs2-mounted.vm1.proc_drbd.txt"),
         "/etc/default/o2cb": "O2CB_ENABLED=true\nO2CB_BOOTCLUSTER=probeclu\n",
         "/etc/ha.d/ha.cf": output("heartbeat/config.ha.cf"),
+        # rendered by the ha role in the lab (mover keepalived)
+        "/etc/keepalived/keepalived.conf": output("keepalived/mx1.keepalived.conf"),
     }
     monkeypatch.setattr(grains.shutil, "which", lambda name: f"/usr/sbin/{name}")
     monkeypatch.setattr(grains, "_run", lambda cmd: commands.get(tuple(cmd)))
@@ -44,6 +47,7 @@ def test_grain_on_a_full_node(node_files):
             },
             "o2cb": {"cluster": "probeclu", "enabled": True, "online": True},
             "heartbeat": {"installed": True, "running": True, "node": "mx1"},
+            "keepalived": {"installed": True, "running": True, "node": "mx1"},
         }
     }
 
@@ -53,11 +57,13 @@ def test_grain_module_unloaded_and_down(node_files):
     del files["/proc/drbd"]  # 14: /proc/drbd is gone with the module
     files["/etc/default/o2cb"] = ""
     commands[("cl_status", "hbstatus")] = None  # 01-stopped: rc 1
+    commands[("systemctl", "is-active", "--quiet", "keepalived")] = None  # inactive: rc 3
     grain = grains.mailcluster_ha()["mailcluster_ha"]
     assert grain["drbd"]["kernel_version"] is None
     assert grain["drbd"]["resources"] == {"r0": "Unconfigured"}
     assert grain["o2cb"] == {"cluster": None, "enabled": False, "online": False}
     assert grain["heartbeat"]["running"] is False
+    assert grain["keepalived"]["running"] is False
 
 
 def test_grain_without_any_tool(monkeypatch):
@@ -68,6 +74,7 @@ def test_grain_without_any_tool(monkeypatch):
             "drbd": {},
             "o2cb": {},
             "heartbeat": {"installed": False, "running": False, "node": None},
+            "keepalived": {"installed": False, "running": False, "node": None},
         }
     }
 
@@ -82,7 +89,12 @@ def test_grain_never_raises(monkeypatch):
 
 def test_grain_runs_on_this_machine():
     """Whatever is installed here, the real grain answers a dict."""
-    assert set(grains.mailcluster_ha()["mailcluster_ha"]) == {"drbd", "o2cb", "heartbeat"}
+    assert set(grains.mailcluster_ha()["mailcluster_ha"]) == {
+        "drbd",
+        "o2cb",
+        "heartbeat",
+        "keepalived",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,31 @@
 {%- from "common/map.jinja" import mapdata as ha with context %}
+{%- set own = ha.cluster.resources | selectattr("node", "equalto", grains["id"]) | list %}
 
 include:
   - ha.config
+{%- if ha.mover == "keepalived" %}
+  - ha.keepalived.service
+{%- endif %}
 
-{%- if grains.get("mailcluster_ha_standby") %}
+{%- if ha.mover == "keepalived" %}
+
+# keepalived moves the IPs (ha:mover): heartbeat stops only once keepalived runs, so that a
+# switch leaves no moment without a mover; heartbeat's stop takes the addresses away with it
+# (IPaddr2 stop), which keepalived, MASTER already, puts back at its reload
+ha-service-heartbeat-service-dead:
+  service.dead:
+    - name: {{ ha.service }}
+    - enable: false
+    - require:
+      - sls: ha.config
+      - sls: ha.keepalived.service
+
+ha-service-keepalived-addresses-cmd-run:
+  cmd.run:
+    - name: systemctl reload {{ ha.keepalived.service }}
+    - onchanges:
+      - service: ha-service-heartbeat-service-dead
+{%- elif grains.get("mailcluster_ha_standby") %}
 
 # The master stopped heartbeat here to settle a partition of the pair (docs/selfheal.md): the
 # peer serves both service IPs until the link is back, when the master clears the grain and
@@ -32,4 +54,22 @@ ha-service-heartbeat-heartbeat-running:
     - timeout: 30
     - require:
       - service: ha-service-heartbeat-service-running
+
+# heartbeat is the mover: keepalived (a former mover) stops once heartbeat runs; its stop
+# takes this node's own address away, which is put straight back (same node, same MAC: no
+# ARP needed; heartbeat's IPaddr2 start took 2 s here, the address missing meanwhile)
+ha-service-keepalived-service-dead:
+  service.dead:
+    - name: {{ ha.keepalived.service }}
+    - enable: false
+    - require:
+      - heartbeat: ha-service-heartbeat-heartbeat-running
+{%- for r in own %}
+
+ha-service-heartbeat-address-{{ loop.index }}-cmd-run:
+  cmd.run:
+    - name: ip addr replace {{ r.ip }}/{{ r.prefix }} dev {{ ha.cluster.interface }}
+    - onchanges:
+      - service: ha-service-keepalived-service-dead
+{%- endfor %}
 {%- endif %}
