@@ -62,6 +62,8 @@ ha-service-keepalived-service-dead:
   service.dead:
     - name: {{ ha.keepalived.service }}
     - enable: false
+    # not installed (never switched to keepalived): nothing to stop, also in test mode
+    - onlyif: systemctl cat {{ ha.keepalived.service }}.service
     - require:
       - heartbeat: ha-service-heartbeat-heartbeat-running
 {%- for r in own %}
