@@ -16,6 +16,7 @@ import pathlib
 import time
 
 import pytest
+from mc_wait import wait_for
 
 # Long enough that a salt-run started right after a failover (5-8 s of CLI start-up on a loaded
 # 2-core machine) still falls inside it.
@@ -373,12 +374,13 @@ def _audit_wait(master, node, event, after, timeout):
         / "mailcluster_failover"
         / "audit.jsonl"
     )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            for line in path.read_text().splitlines():
-                rec = json.loads(line)
-                if rec["node"] == node and rec["event"] == event and rec["time"] >= after:
-                    return rec
-        time.sleep(0.5)
-    raise AssertionError(f"no {event} audit for {node} in {timeout} s")
+
+    def record():
+        lines = path.read_text().splitlines() if path.exists() else []
+        recs = (json.loads(line) for line in lines)
+        return next(
+            (r for r in recs if r["node"] == node and r["event"] == event and r["time"] >= after),
+            None,
+        )
+
+    return wait_for(record, timeout, 0.5, what=f"a {event} audit record for {node}")
