@@ -11,8 +11,8 @@ import time
 import dns.message
 import dns.query
 import dns.rdatatype
+import mc_wait
 import pytest
-from mclab import util as lab_util
 
 MX1_SVC = "10.88.0.111"
 MX2_SVC = "10.88.0.112"
@@ -126,12 +126,10 @@ def smtp_answers(ip: str) -> bool:
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition", lab=None):
-    """The lab tool's poll loop, failing the test (not the tool) on timeout; with ``lab``, the
-    failure message carries the runner's last audit records (what it decided, and why)."""
-    try:
-        return lab_util.wait_for(predicate, timeout, interval=interval, what=what)
-    except lab_util.LabError as exc:
-        raise AssertionError(f"{exc}{audit_tail(lab) if lab else ''}") from None
+    """mc_wait's poll loop; with ``lab``, the failure message carries the runner's last audit
+    records (what it decided, and why)."""
+    explain = (lambda: audit_tail(lab)) if lab else None
+    return mc_wait.wait_for(predicate, timeout, interval, what=what, explain=explain)
 
 
 def audit_tail(lab, count: int = 20) -> str:
@@ -182,10 +180,9 @@ def ensure_selfheal(lab, nodes=("mx1", "mx2")) -> None:
     if not master_is_current(lab):
         lab.run("salt", "systemctl", "restart", "salt-master", timeout=120)
         # a minion the restart leaves deaf comes back through the minion watchdog (lab: 40 s)
-        deadline = time.monotonic() + 180
-        while not set(nodes) <= lab.answering():
-            assert time.monotonic() < deadline, "minions did not come back after a restart"
-            time.sleep(1)
+        mc_wait.wait_for(
+            lambda: set(nodes) <= lab.answering(), 180, what="minions back after a restart"
+        )
     proc = lab.salt("-L", ",".join(nodes), "state.apply", "selfheal", "--out=json", "--static")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

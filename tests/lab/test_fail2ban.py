@@ -38,6 +38,7 @@ import urllib.parse
 
 import pytest
 from _roles_helpers import state_results
+from mc_wait import seconds_until as wait
 
 pytestmark = pytest.mark.lab
 
@@ -150,15 +151,6 @@ def banned(lab, node: str, jail: str) -> list[str]:
     out = lab.run(node, "fail2ban-client", "status", jail).stdout
     line = next((x for x in out.splitlines() if "Banned IP list:" in x), "")
     return line.split(":", 1)[1].split() if line else []
-
-
-def wait(fn, timeout: float, interval: float = 0.2) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if fn():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout} s")
 
 
 @pytest.fixture(scope="module")
