@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 
 import pytest
 from _roles_helpers import ALL_NODES, LOCAL_PILLAR, apply_all, summarize
+from mc_wait import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -46,13 +46,11 @@ def owners_hold_their_addresses(lab) -> dict[str, set[str]]:
 def wait_idle(lab, timeout: float = 900) -> None:
     """No state run on any node (one still running would answer our apply with "The function
     state.apply is running as PID ...", not with its result)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        running = {n: r for n, r in lab.salt_json("*", "state.running", timeout=120).items() if r}
-        if not running:
-            return
-        assert time.monotonic() < deadline, f"state runs still going: {running}"
-        time.sleep(5)
+
+    def running():
+        return {n: r for n, r in lab.salt_json("*", "state.running", timeout=120).items() if r}
+
+    wait_for(running, timeout, 5, what="no state run going", until=lambda runs: not runs)
 
 
 def test_bad_pillar_is_refused_and_the_corrected_one_converges(lab):
