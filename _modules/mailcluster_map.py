@@ -210,7 +210,11 @@ def _web_facts(mc, name):
         "fqdn": _fqdn(mc, name),
         # one service IP is enough: heartbeat moves it to the peer when its node fails
         "mail_host": mc["nodes"][imap]["service_ip"] if imap else None,
-        "mail_tls_name": f"mail.{mc['cluster']['domain']}",
+        # the name Roundcube verifies: the service IP itself. Every mail node's cluster
+        # certificate carries every service IP (a takeover), and no ACME certificate does, so
+        # no SNI name can make dovecot or postfix present a certificate from another CA
+        # (mail.<cluster zone> is on the ACME certificate since the cluster DNS layout).
+        "mail_tls_name": mc["nodes"][imap]["service_ip"] if imap else None,
         "graph_hosts": [
             {"name": n, "ip": mc["nodes"][n]["ip"], "port": _graphs_port()}
             for n in _nodes_with("graphs", mc)
