@@ -58,16 +58,24 @@ def _resolver(server, timeout):
     return res
 
 
-def _lookup(res, name, rdtype):
-    """``(records, cname chain)``; ``None`` records when the server gave no answer at all."""
-    try:
-        ans = res.resolve(name, rdtype, search=False, raise_on_no_answer=False)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
-        return [], []
-    except dns.exception.Timeout:
-        return None, []
-    chain = [str(c.target).rstrip(".") for rr in ans.chaining_result.cnames for c in rr]
-    return [r.to_text() for r in ans.rrset or []], chain
+def _lookup(res, name, rdtype, hops=8):
+    """``(records, cname chain)``; ``None`` records when the server gave no answer at all.
+    The cluster's servers are authoritative only: for ``mail.<domain>`` they answer the CNAME
+    into the cluster zone and stop there, so the chain is followed here, on the same server,
+    as a resolver would."""
+    chain = []
+    for _ in range(hops):
+        try:
+            ans = res.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
+            return [], chain
+        except dns.exception.Timeout:
+            return None, chain
+        chain += [str(c.target).rstrip(".") for rr in ans.chaining_result.cnames for c in rr]
+        if ans.rrset is not None or not chain or chain[-1] == name:
+            return [r.to_text() for r in ans.rrset or []], chain
+        name = chain[-1]
+    return [], chain
 
 
 def _dns_server(ip, domains, zones, timeout):
@@ -142,7 +150,9 @@ def model():
         calls += [(n, "drbd.status", 4.0) for n in ctx.with_role("storage")]
     live = {}
     domains = sorted(ctx.mc.get("domains") or {})
-    zones = sorted(__salt__["mcheal_dns.desired"](ctx, set()))
+    # every zone the picture shows a serial for: the failover's (the cluster zone, layout
+    # cluster) and each domain's own, which a failover leaves alone
+    zones = sorted(set(__salt__["mcheal_dns.desired"](ctx, set())) | set(domains))
     dns_nodes = ctx.with_role("dns_primary") + ctx.dns_secondary_ids
     dns_seen = {}
 
