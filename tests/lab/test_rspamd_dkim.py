@@ -40,6 +40,7 @@ from _roles_helpers import (
     state_results,
     wait_for,
 )
+from checks import assert_file, nspawn_host
 
 pytestmark = pytest.mark.lab
 
@@ -72,11 +73,9 @@ def test_the_key_is_the_same_on_both_mail_nodes(lab, dkim_pillar):
         path = f"/var/lib/rspamd/dkim/{domain}.{entry['selector']}.key"
         seen = {}
         for node in MAIL:
-            proc = lab.run(node, "sh", "-c", f"stat -c '%a %U %G' {path} && sha256sum < {path}")
-            assert proc.returncode == 0, proc.stderr
-            meta, digest = proc.stdout.splitlines()
-            assert meta == "640 _rspamd _rspamd", (node, meta)
-            seen[node] = digest
+            host = nspawn_host(node)
+            assert_file(host, path, 0o640, "_rspamd", "_rspamd")
+            seen[node] = host.file(path).sha256sum
         assert seen["mx1"] == seen["mx2"], domain
         # its public half is the one the pillar (and so the zone) publishes
         der = lab.run(
