@@ -4,7 +4,8 @@
 # master) its signing policies and mine function. `local` is an optional extra file
 # for site additions (not in git); `roles_test` is written and removed by
 # tests/lab/test_roles_cluster.py and bench/converge_bench.py (extra domains) only;
-# `scale_test` by tests/lab/_scale_pillar.py (many domains: issue 14's test and bench) only.
+# `scale_test` by tests/lab/_scale_pillar.py (many domains: issue 14's test and bench) only;
+# `lab` by `lab/lab up --storage drbd` (lab/pillar-drbd.sls) only.
 base:
   '*':
     - topology
@@ -18,6 +19,7 @@ base:
     - fail2ban
     - acme
     - local
+    - lab
     - roles_test
     - scale_test
     - ignore_missing: true

@@ -10,7 +10,9 @@ from . import util
 from .lab import DEFAULT_NODES, Lab
 
 USAGE = """\
-lab/lab up [--nodes salt,mx1,...]   build the base image if missing, boot the nodes, wait for salt
+lab/lab up [--nodes salt,mx1,...] [--storage shared_path|drbd]
+                                    build the base image if missing, boot the nodes, wait for salt;
+                                    --storage drbd: mx1, mx2 are qemu guests (DRBD + OCFS2)
 lab/lab down                        stop everything, leave no process/mount/netns/cgroup behind
 lab/lab status [--json]             nodes, IPs, running or not, minion answering or not
 lab/lab salt ARGS...                run `salt ARGS` on the master (e.g. '*' state.apply)
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up")
     up.add_argument("--nodes", default=",".join(DEFAULT_NODES))
+    up.add_argument("--storage", default="shared_path")
     sub.add_parser("down")
     status = sub.add_parser("status")
     status.add_argument("--json", action="store_true")
@@ -75,6 +78,7 @@ def status(lab: Lab, as_json: bool) -> int:
                 "node": name,
                 "ip": node.ip,
                 "running": lab.is_running(node),
+                "kind": "qemu" if name in state.get("guests", []) else "nspawn",
                 "minion": "up" if name in answered else "down",
             }
         )
@@ -82,10 +86,11 @@ def status(lab: Lab, as_json: bool) -> int:
         print(json.dumps({"up": True, "nodes": rows, "partitions": lab.partitions()}))
         return 0
     print(f"lab '{lab.name}' ({lab.subnet}.0/24, host {lab.subnet}.1)")
-    print(f"{'NODE':6} {'IP':14} {'STATE':8} MINION")
+    print(f"{'NODE':6} {'IP':14} {'KIND':7} {'STATE':8} MINION")
     for row in rows:
         state_word = "running" if row["running"] else "stopped"
-        print(f"{row['node']:6} {row['ip']:14} {state_word:8} {row['minion']}")
+        kind = row["kind"]
+        print(f"{row['node']:6} {row['ip']:14} {kind:7} {state_word:8} {row['minion']}")
     for a, b in lab.partitions():
         print(f"partition: {a} <-/-> {b}")
     return 0
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(lab: Lab, args) -> int:
     cmd = args.command
     if cmd == "up":
-        lab.up([n.strip() for n in args.nodes.split(",") if n.strip()])
+        lab.up([n.strip() for n in args.nodes.split(",") if n.strip()], storage=args.storage)
     elif cmd == "down":
         lab.down()
     elif cmd == "status":

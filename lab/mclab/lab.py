@@ -18,16 +18,22 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image, nodefiles, util
+from . import guest as guest_mod
+from . import guest_image, image, nodefiles, util
 
 # name -> last octet on the lab network, in boot order (the master first).
 DEFAULT_NODES = {"salt": 2, "mx1": 11, "mx2": 12, "ns1": 21, "ns2": 22}
 MASTER = "salt"
 SHARED_STORE_NODES = ("mx1", "mx2")
+# `up --storage`: how the mail pair shares its Maildirs. drbd: mx1 and mx2 are qemu guests with
+# DRBD dual primary + OCFS2 (lab/mclab/guest.py), selected in pillar by lab/pillar-drbd.sls.
+STORAGES = ("shared_path", "drbd")
+LAB_PILLAR = util.REPO / "pillar/lab.sls"
 CGROUP_HIERARCHIES = ("systemd", "unified")
 NODE_CAPABILITIES = "CAP_IPC_LOCK,CAP_SYS_NICE,CAP_SYS_RESOURCE,CAP_NET_ADMIN,CAP_NET_RAW"
 
@@ -86,6 +92,14 @@ class Lab:
             lab=self.name,
         )
 
+    def guests(self) -> list[str]:
+        state = self.load_state() or {}
+        return state.get("guests", [])
+
+    def guest(self, node: Node) -> guest_mod.Guest | None:
+        """The node's qemu guest, or None for an nspawn node."""
+        return guest_mod.Guest(self, node) if node.name in self.guests() else None
+
     @contextlib.contextmanager
     def lock(self):
         util.STATE_ROOT.joinpath("labs").mkdir(parents=True, exist_ok=True)
@@ -99,9 +113,14 @@ class Lab:
             yield
 
     # ----- up / down -----------------------------------------------------------------------
-    def up(self, nodes: list[str]) -> None:
+    def up(self, nodes: list[str], storage: str = "shared_path") -> None:
         util.require_root()
         util.require_tools("systemd-nspawn", "nsenter", "ip", "nft", "debootstrap")
+        if storage not in STORAGES:
+            raise util.LabError(f"--storage {storage}: choose one of {', '.join(STORAGES)}")
+        guests = [n for n in SHARED_STORE_NODES if n in nodes] if storage == "drbd" else []
+        if guests:
+            util.require_tools("qemu-system-x86_64", "mkfs.ext4")
         unknown = [n for n in nodes if n not in DEFAULT_NODES]
         if unknown:
             raise util.LabError(
@@ -120,10 +139,16 @@ class Lab:
             if not (util.VENV / "bin/salt-minion").exists():
                 raise util.LabError(f"no Salt venv at {util.VENV}: run lab/bootstrap-venv")
             base = image.ensure_image(util.REPO / "lab/packages.txt")
+            layer = guest_image.ensure_layer(base) if guests else None
             started = time.monotonic()
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
-                self.save_state({"nodes": nodes, "subnet": self.subnet, "image": str(base)})
+                self.save_state({
+                    "nodes": nodes, "subnet": self.subnet, "image": str(base),
+                    "storage": storage, "guests": guests,
+                    "layer": str(layer) if layer else None,
+                })  # fmt: skip
+                self._lab_pillar(storage)
                 self._network_up()
                 for name in nodes:
                     self._prepare_node(self._node(name), base, nodes)
@@ -152,6 +177,10 @@ class Lab:
     def _teardown(self, nodes: list[str]) -> None:
         members = [self._node(n) for n in nodes]
         for node in members:
+            guest = self.guest(node)
+            if guest is not None:
+                guest.kill()
+        for node in members:
             self._signal_nspawn(node, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(self._pids(n) for n in members):
@@ -161,6 +190,7 @@ class Lab:
             self._kill_strays(node)
             self._release_node(node)
         self._network_down()
+        LAB_PILLAR.unlink(missing_ok=True)
         if not os.environ.get("MC_LAB_KEEP_FAILED"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -170,7 +200,8 @@ class Lab:
         if self.is_running(node):
             raise util.LabError(f"node '{name}' is already running")
         with self.lock():
-            self._release_cgroups(node)
+            if self.guest(node) is None:
+                self._release_cgroups(node)
             self._boot(node)
             self._wait_booted(node)
 
@@ -178,6 +209,10 @@ class Lab:
         node = self.node(name)
         if not self.is_running(node):
             raise util.LabError(f"node '{name}' is not running")
+        guest = self.guest(node)
+        if guest is not None:
+            guest.stop()
+            return
         self._signal_nspawn(node, signal.SIGTERM)
         try:
             util.wait_for(lambda: not self._pids(node), 15, what=f"{name} to power off")
@@ -191,6 +226,10 @@ class Lab:
         node = self.node(name)
         if not self.is_running(node):
             raise util.LabError(f"node '{name}' is not running")
+        guest = self.guest(node)
+        if guest is not None:
+            guest.kill()
+            return
         self._hard_kill(node)
         self._drop_link(node)
         self._kill_strays(node)
@@ -204,11 +243,18 @@ class Lab:
         util.run(["ip", "-n", self.netns, "link", "del", node.veth], check=False)
 
     def is_running(self, node: Node) -> bool:
+        guest = self.guest(node)
+        if guest is not None:
+            return guest.alive()
         return bool(self._pids(node))
 
     # ----- running commands --------------------------------------------------------------------
     def leader(self, node: Node) -> int:
         """Host PID of the node's systemd (PID 1 inside the node)."""
+        if self.guest(node) is not None:
+            raise util.LabError(
+                f"node '{node.name}' is a qemu guest: it has no host PID to enter (use Lab.run)"
+            )
         for pid in self._pids(node):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
@@ -234,6 +280,15 @@ class Lab:
 
     def run(self, name: str, cmd: list[str], capture: bool = False, cwd: str = "/root", **kw):
         node = self.node(name)
+        guest = self.guest(node)
+        if guest is not None:
+            if cwd != "/root":
+                cmd = ["sh", "-c", 'cd "$0" && exec "$@"', cwd, *cmd]
+            res = guest.run(cmd, timeout=kw.get("timeout") or 3600, stdin=kw.get("input"))
+            if not capture:
+                sys.stdout.write(res.stdout)
+                sys.stderr.write(res.stderr)
+            return res
         args = self.exec_args(node, cmd, cwd=cwd)
         if capture:
             return subprocess.run(args, capture_output=True, text=True, check=False, **kw)
@@ -313,6 +368,16 @@ class Lab:
 
     # ----- internals: nodes --------------------------------------------------------------------
     def _prepare_node(self, node: Node, base: Path, members: list[str]) -> None:
+        guest = self.guest(node)
+        hosts = {n: self._node(n).ip for n in members}
+        if guest is not None:
+            master_ip = self._node(MASTER).ip
+            guest.prepare(
+                base,
+                Path(self.load_state()["layer"]),
+                lambda root: nodefiles.write_node_files(root, node.name, node.ip, hosts, master_ip),
+            )
+            return
         top = node.root.parent
         for sub in ("upper", "work", "root"):
             (top / sub).mkdir(parents=True, exist_ok=True)
@@ -320,16 +385,26 @@ class Lab:
             "mount", "-t", "overlay", "overlay", "-o",
             f"lowerdir={base},upperdir={top / 'upper'},workdir={top / 'work'}", node.root,
         ])  # fmt: skip
-        hosts = {n: self._node(n).ip for n in members}
         nodefiles.write_node_files(node.root, node.name, node.ip, hosts, self._node(MASTER).ip)
         if node.name == MASTER:
             nodefiles.write_master_files(node.root)
+
+    def _lab_pillar(self, storage: str) -> None:
+        """pillar/lab.sls (git-ignored; pillar/top.sls includes it when present): what `up`
+        chose that pillar must know. Only --storage drbd needs it; `down` removes it."""
+        LAB_PILLAR.unlink(missing_ok=True)
+        if storage == "drbd":
+            shutil.copy(util.REPO / "lab/pillar-drbd.sls", LAB_PILLAR)
 
     def _veth_present(self, node: Node) -> bool:
         cmd = ["ip", "-n", self.netns, "link", "show", node.veth]
         return util.run(cmd, check=False).returncode == 0
 
     def _boot(self, node: Node) -> None:
+        guest = self.guest(node)
+        if guest is not None:
+            guest.boot(*guest_image.kernel_files(Path(self.load_state()["layer"])))
+            return
         # a node killed a moment ago: the kernel may still be tearing its network namespace
         # down, and with it the old veth, and nspawn then fails ("Failed to add new veth
         # interfaces: File exists"; seen when `start` followed `kill` on a loaded machine)
@@ -372,6 +447,11 @@ class Lab:
         util.run(["ip", "-n", self.netns, "link", "set", node.veth, "master", "br0", "up"])
 
     def _wait_booted(self, node: Node) -> None:
+        guest = self.guest(node)
+        if guest is not None:
+            guest.wait_booted()
+            return
+
         def booted():
             try:
                 args = self.exec_args(node, ["systemctl", "is-system-running"])
@@ -394,7 +474,12 @@ class Lab:
                 return False
             return set(nodes) <= answered
 
-        util.wait_for(all_answer, 180, interval=1, what="every salt-minion to answer")
+        # guests (TCG) start their minion minutes after an nspawn node: ask less often there
+        slow = bool(self.guests())
+        util.wait_for(
+            all_answer, 600 if slow else 180, interval=10 if slow else 1,
+            what="every salt-minion to answer",
+        )  # fmt: skip
 
     def _pids(self, node: Node) -> list[int]:
         base = node.cgroup("unified")

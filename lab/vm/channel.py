@@ -61,6 +61,10 @@ class Channel:
         threading.Thread(target=self._read_loop, daemon=True).start()
 
     def close(self) -> None:
+        # shutdown first: it wakes the reader thread blocked in recv(); a bare close() would
+        # leave it blocked on the old descriptor, whose number the next socket may reuse
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._sock.close()
         self._fail_pending()
