@@ -133,7 +133,6 @@ class Guest:
             "-netdev", f"tap,id=n0,ifname={self.node.veth},script=no,downscript=no",
             "-device", f"virtio-net-pci,netdev=n0,mac=52:54:00:88:00:{int(octet):02x}",
             "-virtfs", f"local,path={util.REPO},mount_tag=repo,security_model=none,readonly=on",
-            "-virtfs", f"local,path={util.VENV},mount_tag=venv,security_model=none,readonly=on",
             "-device", "virtio-serial-pci", *ports,
             "-serial", f"file:{self.console_log}", "-monitor", "none",
             "-pidfile", str(self.pidfile),

@@ -10,12 +10,15 @@ nodes use, plus this layer on top of it:
 - the control agent (lab/vm/guest/mc-agent, the vm tier's) as a systemd unit, on the
   virtio-serial ports mc.ctl*: commands reach a guest even while its network is cut or its
   firewall closed;
-- an fstab that mounts the repository and the host's venv over 9p, read-only, where the
-  nspawn nodes have them bind-mounted (/srv/mailcluster, /opt/mc-venv).
+- a copy of the host's venv at the same path (/opt/mc-venv), byte-compiled: over 9p under
+  TCG, the minion took more than 3 minutes to start, every module import a round trip;
+- an fstab that mounts the repository over 9p, read-only, where the nspawn nodes have it
+  bind-mounted (/srv/mailcluster).
 
 The layer is an overlay upper directory cached under STATE_ROOT/images/guest-<key>, where the
-key hashes the base image's name, this builder's version and the agent: a new base image or
-agent builds a new layer, an unchanged one is reused (about a minute to build).
+key hashes the base image's name, this builder's version, the agent and requirements.txt: a
+new base image, agent or venv builds a new layer, an unchanged one is reused (about a minute
+to build).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from . import image, util
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 AGENT = util.REPO / "lab/vm/guest/mc-agent"
 # Enough to mount the root and the shares from the initramfs (MODULES=list keeps it small).
 INITRAMFS_MODULES = (
@@ -83,13 +86,12 @@ RestartSec=1
 [Install]
 WantedBy=sysinit.target
 """
-# 9p shares of the host (qemu -virtfs ... mount_tag=repo|venv): read-only, and cached, since
+# the repo as a 9p share of the host (qemu -virtfs ... mount_tag=repo): read-only, and cached, since
 # under TCG every uncached lookup is a round trip through the emulated virtio queue.
 FSTAB = """\
 # Written by the lab (lab/mclab/guest_image.py).
 /dev/vda / ext4 rw,noatime,errors=remount-ro 0 1
 repo /srv/mailcluster 9p trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144,nofail 0 0
-venv {venv} 9p trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144,nofail 0 0
 """
 
 
@@ -97,6 +99,7 @@ def layer_key(base: Path) -> str:
     h = hashlib.sha256(f"{BUILDER_VERSION}\n{base.name}\n".encode())
     h.update(AGENT.read_bytes())
     h.update(AGENT_UNIT.encode() + FSTAB.encode())
+    h.update((util.REPO / "requirements.txt").read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -146,13 +149,6 @@ def _build(final: Path, base: Path) -> Path:
     image._unmount_under(root)
     shutil.rmtree(work / "work", ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
-    # the host's venv is shared read-only over 9p: compile it here once, since a guest under
-    # TCG cannot write the .pyc files and would compile Salt's modules on every start
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "2", str(util.VENV / "lib")],
-        capture_output=True,
-        check=False,
-    )
     (work / ".mc-image-complete").write_text(f"{time.time()}\n")
     work.rename(final)
     _prune_old_layers(final)
@@ -192,9 +188,16 @@ def _guest_files(root: Path) -> None:
     wants = root / "etc/systemd/system/sysinit.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "mc-agent.service").symlink_to("/etc/systemd/system/mc-agent.service")
-    (root / "etc/fstab").write_text(FSTAB.format(venv=util.VENV))
-    for mnt in ("srv/mailcluster", str(util.VENV).lstrip("/")):
-        (root / mnt).mkdir(parents=True, exist_ok=True)
+    (root / "etc/fstab").write_text(FSTAB)
+    (root / "srv/mailcluster").mkdir(parents=True, exist_ok=True)
+    venv = root / str(util.VENV).lstrip("/")
+    shutil.copytree(util.VENV, venv, symlinks=True, dirs_exist_ok=True)
+    # compiled now: under TCG, compiling Salt's modules on first use costs every start minutes
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "2", str(venv / "lib")],
+        capture_output=True,
+        check=False,
+    )
     # a guest powers off for real on `lab/lab stop` (qemu exits: -no-reboot)
     (root / "etc/systemd/system/ctrl-alt-del.target").unlink(missing_ok=True)
 

@@ -477,7 +477,7 @@ class Lab:
         # guests (TCG) start their minion minutes after an nspawn node: ask less often there
         slow = bool(self.guests())
         util.wait_for(
-            all_answer, 600 if slow else 180, interval=10 if slow else 1,
+            all_answer, 1200 if slow else 180, interval=10 if slow else 1,
             what="every salt-minion to answer",
         )  # fmt: skip
 
