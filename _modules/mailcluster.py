@@ -362,6 +362,20 @@ def validate(pillar=None):
         salt '*' mailcluster.validate
     """
     pillar = __pillar__ if pillar is None else pillar
+    # every role's map.jinja checks the same pillar: once per job (issue 14.2: 0.05 s of
+    # relations per check at 1,000 domains, a hundred checks per highstate)
+    keys = sorted(pillar)
+    return list(
+        __salt__["mailcluster_memo.once"](
+            "mailcluster.validate",
+            [pillar[k] for k in keys],
+            lambda: _validate(pillar),
+            extra=tuple(keys),
+        )
+    )
+
+
+def _validate(pillar):
     mc = _cluster(pillar)
     if not mc:
         return [f"{PILLAR_KEY}: missing (no cluster topology in pillar)"]

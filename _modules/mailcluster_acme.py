@@ -75,9 +75,19 @@ def names(labels=None, node=None, pillar=None):
         salt mx1 mailcluster_acme.names
     """
     pl = pillar if pillar is not None else __pillar__
-    mc = pl.get(PILLAR_KEY) or {}
     name = node or __grains__["id"]
     labels = list(labels if labels is not None else ["autoconfig", "autodiscover", "mta-sts"])
+    # the dns, mail and web maps and challenges() ask for the same names: once per job
+    return __salt__["mailcluster_memo.once"](
+        "mailcluster_acme.names",
+        [pl.get(PILLAR_KEY), pl.get("dns")],
+        lambda: _names(labels, name, pl),
+        extra=(tuple(labels), name),
+    )
+
+
+def _names(labels, name, pl):
+    mc = pl.get(PILLAR_KEY) or {}
     mail = _with("mail", mc)
     out = set()
     if name in mail:  # layout cluster: the MX hosts and the SRV target in the cluster zone
@@ -106,6 +116,15 @@ def challenges(labels=None, pillar=None):
         salt ns1 mailcluster_acme.challenges
     """
     pl = pillar if pillar is not None else __pillar__
+    return __salt__["mailcluster_memo.once"](
+        "mailcluster_acme.challenges",
+        [pl.get(PILLAR_KEY), pl.get("dns")],
+        lambda: _challenges(labels, pl),
+        extra=None if labels is None else tuple(labels),
+    )
+
+
+def _challenges(labels, pl):
     mc = pl.get(PILLAR_KEY) or {}
     zones = set(_domains(mc))
     hosts = __salt__["mailcluster_records.mail_names"](_mc=mc, _dns=pl.get("dns") or {})
@@ -116,9 +135,10 @@ def challenges(labels=None, pillar=None):
         for fqdn in names(labels, node, pl):
             # the longest zone the name is in (a domain may be a subdomain of another): its
             # suffixes looked up, longest first (not every zone per name: 10,000 domains)
-            labels = fqdn.split(".")
+            # (not named `labels`: that is the argument, the next node's names need it)
+            parts = fqdn.split(".")
             zone = next(
-                s for s in (".".join(labels[i:]) for i in range(1, len(labels))) if s in zones
+                s for s in (".".join(parts[i:]) for i in range(1, len(parts))) if s in zones
             )
             out.setdefault(zone, set()).add(f"_acme-challenge.{fqdn}.")
     return {zone: sorted(recs) for zone, recs in sorted(out.items())}

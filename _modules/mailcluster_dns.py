@@ -124,6 +124,22 @@ def zones(withdrawn=None, *, _mc=None, failover_only=False):
         salt ns1 mailcluster_dns.zones withdrawn=mx1 failover_only=True
     """
     mc = _mc or _cluster()
+    if withdrawn is None:  # the dns facts (_mc) need only the zone names: nothing withdrawn
+        withdrawn = _withdrawn() if _mc is None else ()
+    elif isinstance(withdrawn, str):  # from the CLI: withdrawn=mx1,mx2
+        withdrawn = withdrawn.split(",")
+    withdrawn = frozenset(withdrawn)
+    # the dns facts, the plan, the sync and its read-back ask for the same zones in one job:
+    # computed once (issue 14.2: about 9 s at 10,000 domains)
+    return __salt__["mailcluster_memo.once"](
+        "mailcluster_dns.zones",
+        [mc, __pillar__.get("dns"), __pillar__.get("mailcluster_dkim")],
+        lambda: _zones(mc, withdrawn, failover_only),
+        extra=(withdrawn, bool(failover_only)),
+    )
+
+
+def _zones(mc, withdrawn, failover_only):
     params = _dns_params()
     ttl = params["ttl"]
     cdomain = mc["cluster"]["domain"]
@@ -132,11 +148,6 @@ def zones(withdrawn=None, *, _mc=None, failover_only=False):
         f"{n}.{cdomain}." for n in _nodes_with("dns_primary", mc) + _nodes_with("dns_secondary", mc)
     ]
     mail_nodes = _nodes_with("mail", mc)
-    if withdrawn is None:  # the dns facts (_mc) need only the zone names: nothing withdrawn
-        withdrawn = _withdrawn() if _mc is None else ()
-    elif isinstance(withdrawn, str):  # from the CLI: withdrawn=mx1,mx2
-        withdrawn = withdrawn.split(",")
-    withdrawn = set(withdrawn)
     live = [n for n in mail_nodes if n not in withdrawn] or mail_nodes  # never empty
     svc_ips = [mc["nodes"][n]["service_ip"] for n in live]
     base = [["@", ttl, "NS", ns] for ns in ns_names]

@@ -279,5 +279,13 @@ def mapdata(role, defaults=None, node=None):
     data["role"] = role
     data["node"] = name
     if name in (mc.get("nodes") or {}) and role in _FACTS:
-        data["cluster"] = _FACTS[role](mc, name)
+        # every SLS of a role imports its map: the facts (the dns role's zones, the web
+        # role's sites of every domain) once per job; shared, so templates only read them
+        keys = sorted(__pillar__)
+        data["cluster"] = __salt__["mailcluster_memo.once"](
+            "mailcluster_map.facts",
+            [__pillar__[k] for k in keys],
+            lambda: _FACTS[role](mc, name),
+            extra=(role, name, tuple(keys)),
+        )
     return data

@@ -18,7 +18,6 @@ docs/pillar.md describes the schemas and how to add one.
 """
 
 import copy
-import hashlib
 import itertools
 import json
 import re
@@ -219,15 +218,26 @@ def _schema_errors(pillar, found):
         value = traverse_dict(pillar, entry["key"], default=_ABSENT)
         if value is _ABSENT:
             continue
-        validator = jsonschema.Draft202012Validator(
-            entry["schema"], format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        # the same value under another pillar dict (mapdata's {mailcluster: ...}) is checked
+        # once per job: the mailcluster key is seconds of jsonschema at 10,000 domains
+        errs = __salt__["mailcluster_memo.once"](
+            "mailcluster_schema.errors",
+            [value],
+            lambda e=entry, v=value: _iter_errors(e["schema"], v),
+            extra=entry["file"],
         )
-        errs = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
         for err in errs:
             errors.extend(_messages(err, entry["key"].split(":")))
         if errs:
             failed.add(entry["key"])
     return errors, failed
+
+
+def _iter_errors(schema, value):
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
 
 
 _ABSENT = object()
@@ -441,14 +451,15 @@ def validate(pillar=None, saltenv=None, relations=True):
     """
     pillar = __pillar__ if pillar is None else pillar
     saltenv = _saltenv(saltenv)
-    # one highstate checks the same pillar many times (every role's map): once is enough
-    digest = hashlib.sha256(
-        json.dumps([pillar, saltenv], sort_keys=True, default=str).encode()
-    ).hexdigest()
-    memo = __context__.setdefault("mailcluster_schema.results", {})
-    if digest not in memo:
-        memo[digest] = {"schema": _check_schemas(pillar, saltenv)}
-    entry = memo[digest]
+    # one highstate checks the same pillar many times (every role's map): once is enough;
+    # recognised by identity (hashing a 10,000-domain pillar took longer than checking it)
+    keys = sorted(pillar)
+    entry = __salt__["mailcluster_memo.once"](
+        "mailcluster_schema.validate",
+        [pillar[k] for k in keys],
+        lambda: {"schema": _check_schemas(pillar, saltenv)},
+        extra=(saltenv, tuple(keys)),
+    )
     errors, failed, ok = entry["schema"]
     if relations and ok and "relations" not in entry:
         entry["relations"] = []
