@@ -18,6 +18,7 @@ docs/pillar.md describes the schemas and how to add one.
 """
 
 import copy
+import hashlib
 import itertools
 import json
 import re
@@ -94,7 +95,10 @@ def _parse(saltenv):
             problems.append(f"salt://{path}: not a valid JSON Schema: {text}")
             continue
         key = schema.get("x-pillar-key") or match.group(1)
-        found.append({"key": key, "role": match.group(1), "file": path, "schema": schema})
+        digest = hashlib.sha256((text or "").encode()).hexdigest()
+        found.append(
+            {"key": key, "role": match.group(1), "file": path, "schema": schema, "digest": digest}
+        )
     return found, problems
 
 
@@ -223,21 +227,16 @@ def _schema_errors(pillar, found):
         errs = __salt__["mailcluster_memo.once"](
             "mailcluster_schema.errors",
             [value],
-            lambda e=entry, v=value: _iter_errors(e["schema"], v),
+            lambda e=entry, v=value: __salt__["mailcluster_schema_check.errors"](
+                e["schema"], v, e["digest"]
+            ),
             extra=entry["file"],
         )
-        for err in errs:
-            errors.extend(_messages(err, entry["key"].split(":")))
+        for where, err in errs:
+            errors.extend(_messages(err, [*entry["key"].split(":"), *where]))
         if errs:
             failed.add(entry["key"])
     return errors, failed
-
-
-def _iter_errors(schema, value):
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-    return sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
 
 
 _ABSENT = object()
@@ -453,12 +452,11 @@ def validate(pillar=None, saltenv=None, relations=True):
     saltenv = _saltenv(saltenv)
     # one highstate checks the same pillar many times (every role's map): once is enough;
     # recognised by identity (hashing a 10,000-domain pillar took longer than checking it)
-    keys = sorted(pillar)
-    entry = __salt__["mailcluster_memo.once"](
+    entry = __salt__["mailcluster_memo.per_pillar"](
         "mailcluster_schema.validate",
-        [pillar[k] for k in keys],
+        pillar,
         lambda: {"schema": _check_schemas(pillar, saltenv)},
-        extra=(saltenv, tuple(keys)),
+        extra=saltenv,
     )
     errors, failed, ok = entry["schema"]
     if relations and ok and "relations" not in entry:
