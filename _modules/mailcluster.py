@@ -11,9 +11,8 @@ in Jinja. This one holds the model itself:
   messages; :py:func:`top_sls` falls back to the pillar check alone on invalid pillar.
 - :py:func:`node_roles`, :py:func:`nodes_with` and :py:func:`dns_primary`: who has which role.
 
-The others call it through ``__salt__``: ``mailcluster_map`` (each role's map data),
-``mailcluster_dns`` (zones and the zone writer), ``mailcluster_db`` (Postfix Admin's rows,
-replication). The pillar layout is documented in ``pillar.example``.
+The others call it through ``__salt__``: ``mailcluster_map`` (role maps), ``mailcluster_dns``
+(zones), ``mailcluster_db`` (rows, replication). The pillar layout: ``pillar.example``.
 """
 
 import ipaddress
@@ -362,20 +361,9 @@ def validate(pillar=None):
         salt '*' mailcluster.validate
     """
     pillar = __pillar__ if pillar is None else pillar
-    # every role's map.jinja checks the same pillar: once per job (issue 14.2: 0.05 s of
-    # relations per check at 1,000 domains, a hundred checks per highstate)
-    if "mailcluster_memo.once" not in __salt__:
-        # the failover runner's long-lived loader of the roles' modules: no memo there
-        return _validate(pillar)
-    keys = sorted(pillar)
-    return list(
-        __salt__["mailcluster_memo.once"](
-            "mailcluster.validate",
-            [pillar[k] for k in keys],
-            lambda: _validate(pillar),
-            extra=tuple(keys),
-        )
-    )
+    # once per job for every role's map (issue 14.2); none in the failover runner's loader
+    memo = __salt__.get("mailcluster_memo.per_pillar")
+    return list(memo("validate", pillar, lambda: _validate(pillar)) if memo else _validate(pillar))
 
 
 def _validate(pillar):

@@ -2,22 +2,18 @@
 DNS of the mail cluster: the zones computed from the ``mailcluster`` pillar, and the zone
 writer of the DNS primary.
 
-- :py:func:`zones` computes every DNS zone (NS, MX, round-robin A, SPF, and the DMARC, DKIM,
-  MTA-STS, TLS-RPT and client set-up records of ``mailcluster_records``); the dns role's facts
-  and the master's failover runner use the same records. Layout ``cluster`` (pillar
-  ``dns:layout``, docs/dns-scale.md): the mail hosts' addresses live in one cluster zone and
-  every domain names them (MX) or aliases them (CNAME), so a failover changes that one zone;
-  :py:func:`failover_names` says which names carry it.
-- :py:func:`dns_plan` and :py:func:`dns_sync` write the zone files that differ from pillar,
-  bumping the serial only when the records change, with ``rndc freeze``/``thaw`` around
-  dynamic zones (docs/roles.md, "DNS: highstate and dynamic updates do not fight").
-- :py:func:`soa_serial` asks a DNS server for a zone's serial.
+- :py:func:`zones`: every zone (NS, MX, round-robin A, SPF, and ``mailcluster_records``'
+  DMARC, DKIM, MTA-STS, TLS-RPT and client set-up records), for the dns role and the failover
+  runner alike. Layout ``cluster`` (docs/dns-scale.md): the mail hosts' addresses live in one
+  cluster zone that every domain names (MX) or aliases (CNAME), so a failover changes that one
+  zone; :py:func:`failover_names` says which names carry it.
+- :py:func:`dns_plan`, :py:func:`dns_sync`: write the zone files that differ from pillar, the
+  serial bumped only when the records change, ``rndc freeze``/``thaw`` around dynamic zones
+  (docs/roles.md). :py:func:`soa_serial`: a DNS server's serial of a zone.
 
-The topology (which node has which role) comes from the ``mailcluster`` module, called
-through ``__salt__`` with this loader's pillar passed along (the loader behind ``__salt__``
-may hold another one). :py:func:`zones` and :py:func:`soa_serial` need nothing else from the
-loader (no ``cmd``, no grains when ``withdrawn`` is given), so that the failover runner can
-run them on the master with its own pillar.
+The topology comes from ``mailcluster`` through ``__salt__``, this loader's pillar passed along.
+:py:func:`zones` and :py:func:`soa_serial` need no ``cmd`` and no grains (``withdrawn`` given):
+the failover runner runs them on the master with its own pillar.
 """
 
 import contextlib
@@ -129,23 +125,16 @@ def zones(withdrawn=None, *, _mc=None, failover_only=False):
     elif isinstance(withdrawn, str):  # from the CLI: withdrawn=mx1,mx2
         withdrawn = withdrawn.split(",")
     withdrawn = frozenset(withdrawn)
-    # the dns facts, the plan, the sync and its read-back ask for the same zones in one job:
-    # computed once (issue 14.2: about 9 s at 10,000 domains); not in the failover runner's
-    # long-lived loader of the roles' modules (no memo module there: its pillars come and go)
-    if "mailcluster_memo.once" not in __salt__:
-        return _zones(mc, withdrawn, failover_only)
-    return __salt__["mailcluster_memo.once"](
-        "mailcluster_dns.zones",
-        [mc, __pillar__.get("dns"), __pillar__.get("mailcluster_dkim")],
-        lambda: _zones(mc, withdrawn, failover_only),
-        extra=(withdrawn, bool(failover_only)),
-    )
+    # once per job (issue 14.2); no memo module in the failover runner's long-lived loader
+    memo = __salt__.get("mailcluster_memo.once") or (lambda _n, _i, compute, _e: compute())
+    inputs = [mc, __pillar__.get("dns"), __pillar__.get("mailcluster_dkim")]
+    key = (withdrawn, bool(failover_only))
+    return memo("zones", inputs, lambda: _zones(mc, withdrawn, failover_only), key)
 
 
 def _zones(mc, withdrawn, failover_only):
     params = _dns_params()
-    ttl = params["ttl"]
-    cdomain = mc["cluster"]["domain"]
+    ttl, cdomain = params["ttl"], mc["cluster"]["domain"]
     names = __salt__["mailcluster_records.mail_names"](_mc=mc)
     ns_names = [
         f"{n}.{cdomain}." for n in _nodes_with("dns_primary", mc) + _nodes_with("dns_secondary", mc)
@@ -172,10 +161,7 @@ def _zones(mc, withdrawn, failover_only):
     spf_nodes = live if names["layout"] == "per_domain" else mail_nodes
     spf_ips = [f"ip4:{ip}" for ip in sorted(mc["nodes"][n]["service_ip"] for n in spf_nodes)]
     spf = " ".join(["v=spf1", "mx", *spf_ips, params["spf_policy"]])
-    domains = [
-        d for d, c in sorted((mc.get("domains") or {}).items()) if not (c or {}).get("absent")
-    ]
-    for dom in domains:
+    for dom in (domains := _served_domains(mc)):
         recs = list(base)
         mx = __salt__["mailcluster_records.mx_hosts"](dom, _mc=mc)
         recs += [["@", ttl, "MX", f"{params['mx_preference']} {h}."] for h in mx]

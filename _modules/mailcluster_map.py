@@ -281,11 +281,7 @@ def mapdata(role, defaults=None, node=None):
     if name in (mc.get("nodes") or {}) and role in _FACTS:
         # every SLS of a role imports its map: the facts (the dns role's zones, the web
         # role's sites of every domain) once per job; shared, so templates only read them
-        keys = sorted(__pillar__)
-        data["cluster"] = __salt__["mailcluster_memo.once"](
-            "mailcluster_map.facts",
-            [__pillar__[k] for k in keys],
-            lambda: _FACTS[role](mc, name),
-            extra=(role, name, tuple(keys)),
+        data["cluster"] = __salt__["mailcluster_memo.per_pillar"](
+            "mailcluster_map.facts", __pillar__, lambda: _FACTS[role](mc, name), extra=(role, name)
         )
     return data

@@ -45,6 +45,22 @@ def once(name, inputs, compute, extra=None):
     return result
 
 
+def per_pillar(name, pillar, compute, extra=None):
+    """
+    :py:func:`once` for a computation over a whole ``pillar`` dict: its inputs are the
+    pillar's top-level values (a new dict over the same values is the same pillar).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        # from Python only: __salt__["mailcluster_memo.per_pillar"]("check", pillar, fun)
+        salt-call mailcluster_memo.stats
+    """
+    keys = sorted(pillar)
+    return once(name, [pillar[k] for k in keys], compute, extra=(tuple(keys), extra))
+
+
 def stats():
     """
     ``{name: entries}``: what this loader's memo holds (a fresh ``salt-call`` holds nothing).
