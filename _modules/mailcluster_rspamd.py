@@ -43,3 +43,23 @@ def dkim(key_dir="/var/lib/rspamd/dkim"):
         signing.append({"domain": domain, "selector": entry["selector"], "path": path})
         private[domain] = entry["private"]
     return {"signing": signing, "private": private, "missing": missing}
+
+
+def key_files(key_dir="/var/lib/rspamd/dkim"):
+    """
+    ``{file name: PEM}``: the private key file of every domain this node signs for, as
+    :py:func:`dkim` names them under ``key_dir`` (for the state ``mailcluster_files.dkim_keys``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --no-return-event mailcluster_rspamd.key_files
+    """
+    table = dkim(key_dir)
+    out = {}
+    for row in table["signing"]:
+        pem = table["private"][row["domain"]]
+        # with the final newline file.managed's contents gave the key files before
+        out[row["path"].rsplit("/", 1)[1]] = pem if pem.endswith("\n") else pem + "\n"
+    return out

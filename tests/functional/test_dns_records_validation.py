@@ -133,6 +133,7 @@ def computed(tmp_path_factory):
             ["mailcluster_records.client_sites"],
             ["mailcluster_records.web_names", "added.test"],
             ["state.show_sls", "web.clients"],
+            ["mailcluster_clients.files"],
         ],
         pillar_copy(tmp / "more", EXTRA),
     )
@@ -181,7 +182,7 @@ def test_lab_records(computed):
 
 
 def test_defaults_overrides_and_dkim(computed):
-    _lab, errors, zones, _withdrawn, sites, names, _web = computed
+    _lab, errors, zones, _withdrawn, sites, names, _web, _files = computed
     assert errors == []
     # the cluster default (dns:dmarc) under the domain's own policy; rua from the default
     assert _txt(zones, "example.test", "_dmarc") == [
@@ -213,7 +214,7 @@ def test_defaults_overrides_and_dkim(computed):
 
 
 def test_the_sts_id_follows_the_policy_not_a_failover(computed):
-    lab, _errors, zones, withdrawn, sites, _names, _web = computed
+    lab, _errors, zones, withdrawn, sites, _names, _web, _files = computed
     by_domain = {s["domain"]: s for s in sites}
     for zone in ("example.test", "sales.test", "added.test"):
         (sts,) = _txt(zones, zone, "_mta-sts")
@@ -227,14 +228,12 @@ def test_the_sts_id_follows_the_policy_not_a_failover(computed):
 
 
 def test_the_web_role_serves_an_added_domain_in_the_same_apply(computed):
-    web = computed[-1]
+    web, files = computed[-2:]
     assert isinstance(web, dict), web
-    policy = web["web-clients-added.test-mta-sts-file-managed"]["file"]
-    args = {k: v for item in policy if isinstance(item, dict) for k, v in item.items()}
-    assert args["name"] == "/var/www/mailcluster-clients/added.test/.well-known/mta-sts.txt"
-    assert args["contents"].endswith("max_age: 3600\n")
-    for what in ("autoconfig", "autodiscover"):
-        assert f"web-clients-added.test-{what}-file-managed" in web
-    # a domain no longer served: its folder goes with the root's clean
-    root = web["web-clients-root-file-directory"]["file"]
-    assert {"clean": True} in root
+    # one state for every domain's files (issue 14.2), which removes what it does not list
+    # (tests/functional/test_bulk_files_states.py runs it)
+    state = web["web-clients-sites-mailcluster-files-client-sites"]["mailcluster_files"]
+    assert {"name": "/var/www/mailcluster-clients"} in state
+    assert files["added.test/.well-known/mta-sts.txt"].endswith("max_age: 3600\n")
+    for path in ("mail/config-v1.1.xml", "autodiscover/autodiscover.xml"):
+        assert "added.test" in files[f"added.test/{path}"]

@@ -171,16 +171,17 @@ def test_one_key_per_domain_and_selector_the_same_on_every_node(ext):
     assert {stat.S_IMODE(p.stat().st_mode) for p in key_dir.glob("*/*.key")} == {0o600}
 
 
-def test_the_role_writes_each_key_with_its_diff_hidden(ext):
+def test_the_role_writes_every_key_in_one_state(ext):
+    """One state for every domain's key (issue 14.2); its run is tested with keys in
+    tests/functional/test_bulk_files_states.py (no key in its output)."""
     high = ext["mx1"][1]
     assert isinstance(high, dict), high
     assert "rspamd-config-dkim-missing-test-fail-without-changes" not in high
-    for domain, selector in (("example.test", "lab2026"), ("sales.test", "sales2026")):
-        state = high[f"rspamd-config-dkim-{domain.replace('.', '-')}-file-managed"]
-        args = {k: v for item in state["file"] if isinstance(item, dict) for k, v in item.items()}
-        assert args["name"] == f"/var/lib/rspamd/dkim/{domain}.{selector}.key"
-        assert args["show_changes"] is False
-        assert (args["mode"], args["user"]) == ("0640", "_rspamd")
+    assert not [k for k in high if k.startswith("rspamd-config-dkim-") and "file-managed" in k]
+    state = high["rspamd-config-dkim-keys-mailcluster-files-dkim-keys"]["mailcluster_files"]
+    args = {k: v for item in state if isinstance(item, dict) for k, v in item.items()}
+    assert args["name"] == "/var/lib/rspamd/dkim"
+    assert (args["mode"], args["user"], args["group"]) == ("0640", "_rspamd", "_rspamd")
 
 
 def test_a_bad_selector_gets_no_key(tmp_path):

@@ -212,15 +212,17 @@ def test_private_keys_stay_out_of_outputs_and_the_job_cache(lab, dkim_pillar):
         outputs.append(ret)
     failed, changed = state_results(outputs[1])
     assert not failed, failed
-    # the key files of the pillar's domains (a domain another test added and dropped has its
-    # key removed by the same apply: not counted)
-    ids = [f"rspamd-config-dkim-{d.replace('.', '-')}-file-managed" for d in dkim_pillar]
-    rewritten = [c for c in changed if any(i in c for i in ids)]
-    assert len(rewritten) == len(MAIL) * len(dkim_pillar), changed
+    # one state writes every key file (issue 14.2), naming each rewritten file
+    state_id = "rspamd-config-dkim-keys-mailcluster-files-dkim-keys"
+    assert [c for c in changed if state_id in c] == [f"{n}: {state_id}" for n in MAIL], changed
+    names = sorted(f"{d}.{e['selector']}.key" for d, e in dkim_pillar.items())
+    for node in MAIL:
+        st = next(v for k, v in outputs[1][node].items() if state_id in k)
+        assert set(names) <= set(st["changes"]["write"]), st["changes"]
     cache = _job_cache_since(lab, marker)
     lab.run("salt", "rm", "-f", marker)
-    # the scan reads the apply's returns: they name the key files' states
-    assert b"rspamd-config-dkim-example-test-file-managed" in cache, "not the apply's job files"
+    # the scan reads the apply's returns: they name the key files' state
+    assert state_id.encode() in cache, "not the apply's job files"
     for where, ret in (("test run", outputs[0]), ("apply", outputs[1])):
         text = json.dumps(ret)
         assert not [n for n in needles if n in text], f"a private key line in the {where} output"

@@ -1,4 +1,4 @@
-{%- from "rspamd/map.jinja" import rspamd, dkim_private with context %}
+{%- from "rspamd/map.jinja" import rspamd with context %}
 {#- rspamd's own settings: local.d files merged over the package's; the modules switched off
     in one override file (a whole section replaced by `enabled = false`) #}
 {%- set local_files = ["options.inc", "worker-proxy.inc", "worker-normal.inc",
@@ -16,21 +16,18 @@ rspamd-config-dkim-dir-file-directory:
     - mode: "0750"
     - require:
       - sls: rspamd.package
-{%- for key in rspamd.cluster.dkim %}
 
-# the domain's private key, from the master (pillar mailcluster_dkim): never in the state's
-# output, the job cache or the minion's log
-rspamd-config-dkim-{{ key.domain | replace(".", "-") }}-file-managed:
-  file.managed:
-    - name: {{ key.path }}
-    - contents: {{ dkim_private[key.domain] | json }}
+# every signing domain's private key, from the master (pillar mailcluster_dkim), in one state
+# (not one per domain: issue 14.2); its changes name the files only, never a key: nothing of
+# a key reaches the state's output, the job cache or the minion's log
+rspamd-config-dkim-keys-mailcluster-files-dkim-keys:
+  mailcluster_files.dkim_keys:
+    - name: {{ rspamd.dkim_dir }}
     - user: {{ rspamd.user }}
     - group: {{ rspamd.group }}
     - mode: "0640"
-    - show_changes: false
     - require:
       - file: rspamd-config-dkim-dir-file-directory
-{%- endfor %}
 {%- if rspamd.cluster.missing %}
 
 # mail of these domains goes out unsigned until the master gives their key pair
@@ -95,6 +92,4 @@ rspamd-config-check-cmd-run:
 {%- for name in local_files %}
       - file: rspamd-config-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed
 {%- endfor %}
-{%- for key in rspamd.cluster.dkim %}
-      - file: rspamd-config-dkim-{{ key.domain | replace(".", "-") }}-file-managed
-{%- endfor %}
+      - mailcluster_files: rspamd-config-dkim-keys-mailcluster-files-dkim-keys

@@ -9,52 +9,18 @@
 include:
   - web.package
 {%- set root = web.clients.root %}
-{%- for site in web.cluster.sites %}
-
-web-clients-{{ site.domain }}-mta-sts-file-managed:
-  file.managed:
-    - name: {{ root }}/{{ site.domain }}/.well-known/mta-sts.txt
-    - contents: {{ site.mta_sts.text | json }}
-    - makedirs: true
-    - mode: "0644"
-    - require:
-      - sls: web.package
-    - require_in:
-      - file: web-clients-root-file-directory
-
-web-clients-{{ site.domain }}-autoconfig-file-managed:
-  file.managed:
-    - name: {{ root }}/{{ site.domain }}/mail/config-v1.1.xml
-    - source: salt://web/files/autoconfig.xml.jinja
-    - template: jinja
-    - makedirs: true
-    - mode: "0644"
-    - context:
-        site: {{ site | json }}
-    - require:
-      - sls: web.package
-    - require_in:
-      - file: web-clients-root-file-directory
-
-web-clients-{{ site.domain }}-autodiscover-file-managed:
-  file.managed:
-    - name: {{ root }}/{{ site.domain }}/autodiscover/autodiscover.xml
-    - source: salt://web/files/autodiscover.xml.jinja
-    - template: jinja
-    - makedirs: true
-    - mode: "0644"
-    - context:
-        site: {{ site | json }}
-    - require:
-      - sls: web.package
-    - require_in:
-      - file: web-clients-root-file-directory
-{%- endfor %}
 
 web-clients-root-file-directory:
   file.directory:
     - name: {{ root }}
     - mode: "0755"
-    - clean: true
     - require:
       - sls: web.package
+
+# every domain's three files in one state (not three file.managed per domain: issue 14.2),
+# which also removes what it does not list (the folder of a domain no longer served)
+web-clients-sites-mailcluster-files-client-sites:
+  mailcluster_files.client_sites:
+    - name: {{ root }}
+    - require:
+      - file: web-clients-root-file-directory
