@@ -46,8 +46,8 @@ PILLAR = REPO / "pillar" / "roles_test.sls"
 OUT = REPO / "bench" / "results" / "converge-scale.json"
 NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
 DKIM_DIR = "/var/lib/salt/mailcluster/dkim"
-#: appended to the generated pillar: no ACME for the run (see the module's docstring)
-NO_ACME = "acme:\n  server: null\n"
+#: beside the generated domains: no ACME for the run (see the module's docstring)
+NO_ACME = {"acme": {"server": None}}
 
 
 def lab(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -119,9 +119,7 @@ def seed_dkim(start: int, stop: int) -> None:
 
 
 def write_domains(count: int) -> None:
-    _converge_pillar.write(PILLAR, count)
-    with PILLAR.open("a") as fh:
-        fh.write(NO_ACME)
+    _converge_pillar.write(PILLAR, count, extra=NO_ACME)
 
 
 def pillar_render() -> dict:
