@@ -32,6 +32,7 @@ import os
 import pathlib
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -209,6 +210,8 @@ def main() -> int:
     args = parser.parse_args()
     if PILLAR.exists():
         raise SystemExit(f"{PILLAR} exists (another run's?): not touching it")
+    # a stopped run still writes the sizes it measured and removes its pillar file
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))
     start = time.monotonic()
     results: dict = {
         "lab": os.environ.get("MC_LAB", "mclab"),
@@ -229,7 +232,7 @@ def main() -> int:
             seeded = size + 1
             ratios(results["sizes"])
             write_out(results)
-    except Exception as exc:  # the sizes measured so far are still written
+    except (Exception, SystemExit) as exc:  # the sizes measured so far are still written
         results["stopped"] = f"{type(exc).__name__}: {str(exc)[:2000]}"
         raise
     finally:
