@@ -39,9 +39,17 @@ def pillar(count: int, boxes: int = 10) -> dict:
     }
 
 
-def write(path: pathlib.Path, count: int, boxes: int = 10, extra: dict | None = None) -> None:
-    """The pillar file, with ``extra`` top-level keys besides the domains."""
+def write(
+    path: pathlib.Path,
+    count: int,
+    boxes: int = 10,
+    extra: dict | None = None,
+    mailcluster: dict | None = None,
+) -> None:
+    """The pillar file, with ``extra`` top-level keys and ``mailcluster`` keys besides the
+    domains."""
     body = {**pillar(count, boxes), **(extra or {})}
+    body["mailcluster"].update(mailcluster or {})
     tmp = path.with_suffix(".tmp")
     tmp.write_text("#!json\n" + json.dumps(body, indent=1) + "\n")
     tmp.replace(path)  # the master never renders half a file

@@ -49,6 +49,9 @@ NODES = ("salt", "mx1", "mx2", "ns1", "ns2")
 DKIM_DIR = "/var/lib/salt/mailcluster/dkim"
 #: beside the generated domains: no ACME for the run (see the module's docstring)
 NO_ACME = {"acme": {"server": None}}
+#: the minion watchdog's patience for the run: at 10,000 domains the master, rendering every
+#: minion's pillar, touched the nodes late and the watchdog restarted minions mid-highstate
+WATCHDOG = {"selfheal": {"watchdog": {"deaf_after": 3600}}}
 
 
 def lab(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -120,7 +123,7 @@ def seed_dkim(start: int, stop: int) -> None:
 
 
 def write_domains(count: int) -> None:
-    _converge_pillar.write(PILLAR, count, extra=NO_ACME)
+    _converge_pillar.write(PILLAR, count, extra=NO_ACME, mailcluster=WATCHDOG)
 
 
 def pillar_render() -> dict:
