@@ -281,7 +281,12 @@ def mapdata(role, defaults=None, node=None):
     if name in (mc.get("nodes") or {}) and role in _FACTS:
         # every SLS of a role imports its map: the facts (the dns role's zones, the web
         # role's sites of every domain) once per job; shared, so templates only read them
+        # the facts read the failover's grains too (the acting DNS primary, withdrawn nodes)
+        grains = tuple(sorted((k, repr(v)) for k, v in __grains__.items() if "mailcluster" in k))
         data["cluster"] = __salt__["mailcluster_memo.per_pillar"](
-            "mailcluster_map.facts", __pillar__, lambda: _FACTS[role](mc, name), extra=(role, name)
+            "mailcluster_map.facts",
+            __pillar__,
+            lambda: _FACTS[role](mc, name),
+            (role, name, grains),
         )
     return data

@@ -177,7 +177,7 @@ def test_the_role_writes_every_key_in_one_state(ext):
     high = ext["mx1"][1]
     assert isinstance(high, dict), high
     assert "rspamd-config-dkim-missing-test-fail-without-changes" not in high
-    assert not [k for k in high if k.startswith("rspamd-config-dkim-") and "file-managed" in k]
+    assert not [k for k in high if k.startswith("rspamd-config-dkim-") and "test-file" in k]
     state = high["rspamd-config-dkim-keys-mailcluster-files-dkim-keys"]["mailcluster_files"]
     args = {k: v for item in state if isinstance(item, dict) for k, v in item.items()}
     assert args["name"] == "/var/lib/rspamd/dkim"
