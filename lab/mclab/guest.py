@@ -144,8 +144,6 @@ class Guest:
         self.pidfile.unlink(missing_ok=True)
         self.ctl.unlink(missing_ok=True)
         self.mux.unlink(missing_ok=True)
-        with open(self.console_log, "a") as fh:
-            fh.write(f"\n==== lab: boot {time.strftime('%H:%M:%S')} ====\n")
         log = open(self.dir / "qemu.log", "ab")  # noqa: SIM115 - owned by the child
         # qemu makes its tap inside the lab's switch namespace, where the bridge is
         proc = subprocess.Popen(

@@ -33,18 +33,13 @@ from pathlib import Path
 
 from . import image, util
 
+sys.path.insert(0, str(util.REPO / "lab/vm"))
+import build_image
+
 BUILDER_VERSION = "2"
 AGENT = util.REPO / "lab/vm/guest/mc-agent"
-# Enough to mount the root and the shares from the initramfs (MODULES=list keeps it small).
-INITRAMFS_MODULES = (
-    "virtio_pci",
-    "virtio_blk",
-    "virtio_net",
-    "virtio_console",
-    "ext4",
-    "9p",
-    "9pnet_virtio",
-)
+# The vm tier's initramfs module list: the same root (ext4 on virtio) and 9p shares to mount.
+INITRAMFS_MODULES = build_image.INITRAMFS_MODULES
 # Module folders a guest with only virtio devices never loads; nfs/nfsd stay (issue 16).
 PRUNE_MODULE_DIRS = (
     "kernel/sound",
