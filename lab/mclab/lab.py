@@ -465,21 +465,30 @@ class Lab:
 
     def _wait_minions(self, nodes: list[str]) -> None:
         util.step(f"waiting for {len(nodes)} salt-minions to answer the master")
+        answered: set[str] = set()
+        # Guests (TCG) start their minion minutes after an nspawn node and take seconds per
+        # job: a short ping every second would queue dozens of pings (and the CLI's
+        # find_job calls) in them. So only the nodes not heard yet are asked, with a timeout
+        # long enough for a slow minion to answer the one ping it got.
+        slow = bool(self.guests())
+        timeout = 60 if slow else 5
 
         def all_answer():
-            proc = self.salt(["*", "test.ping", "--out=json", "--static", "-t", "5"], capture=True)
-            try:
-                answered = {k for k, v in json.loads(proc.stdout or "{}").items() if v is True}
-            except json.JSONDecodeError:
-                return False
+            missing = ",".join(sorted(set(nodes) - answered))
+            proc = self.salt(
+                ["-L", missing, "test.ping", "--out=json", "--static", "-t", str(timeout)],
+                capture=True,
+            )
+            with contextlib.suppress(json.JSONDecodeError):
+                answered.update(k for k, v in json.loads(proc.stdout or "{}").items() if v is True)
             return set(nodes) <= answered
 
-        # guests (TCG) start their minion minutes after an nspawn node: ask less often there
-        slow = bool(self.guests())
-        util.wait_for(
-            all_answer, 1200 if slow else 180, interval=10 if slow else 1,
-            what="every salt-minion to answer",
-        )  # fmt: skip
+        wait = 1200 if slow else 180
+        try:
+            util.wait_for(all_answer, wait, interval=1, what="every salt-minion to answer")
+        except util.LabError:
+            silent = ", ".join(sorted(set(nodes) - answered))
+            raise util.LabError(f"no answer from the salt-minion of {silent} in {wait} s") from None
 
     def _pids(self, node: Node) -> list[int]:
         base = node.cgroup("unified")

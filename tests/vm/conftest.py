@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from vmtools import VMCluster, runner
+from vmtools import BAD_RES, ERRORS, READS, VMCluster, runner
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,3 +65,18 @@ def vm():
 def storage_applied(vm):
     """The storage role applied on both guests (the first apply), with its returns."""
     return vm.apply_both()
+
+
+@pytest.fixture(scope="session")
+def reads(vm, storage_applied):
+    """Every read-only check of the short tier, taken once on the converged pair: one batch
+    per guest, both guests at once (``{guest: {label: {"ok", "ret", "error"}}}``; labels from
+    vmtools.READS, and on mx1 also vmtools.ERRORS). Eight separate batches, one guest after
+    the other, cost about 7 minutes of TCG start-up."""
+    vm["mx1"].run(
+        f"printf 'resource bad {{\\n  net {{ protocol Q; }}\\n}}\\n' > {BAD_RES}", check=True
+    )
+    items = {name: dict(READS) for name in vm.names}
+    items["mx1"].update(ERRORS)
+    out = vm.calls_each({name: list(calls.values()) for name, calls in items.items()})
+    return {name: dict(zip(items[name], out[name], strict=True)) for name in items}

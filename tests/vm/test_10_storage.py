@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from vmtools import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
+from vmtools import DEVICE, MOUNT, RESOURCE, changed_states, failed_states, ok
 
 
 def test_first_apply_converges(vm, storage_applied):
@@ -21,9 +21,9 @@ def test_first_apply_converges(vm, storage_applied):
     assert not any("formatted" in k for k in mx2)
 
 
-def test_dual_primary_uptodate(vm, storage_applied):
+def test_dual_primary_uptodate(vm, reads):
     for name in vm.names:
-        status = vm.call(name, "drbd.status", RESOURCE)[RESOURCE]
+        status = ok(reads, name, "drbd_status_r0")[RESOURCE]
         assert status["role"] == "Primary", status
         assert [v["disk"] for v in status["volumes"]] == ["UpToDate"], status
         (peer,) = status["peers"]
@@ -35,13 +35,13 @@ def test_dual_primary_uptodate(vm, storage_applied):
         assert "allow-two-primaries" in res.stdout
 
 
-def test_ocfs2_mounted_on_both(vm, storage_applied):
+def test_ocfs2_mounted_on_both(vm, reads):
     for name in vm.names:
         res = vm[name].run(f"findmnt -n -o SOURCE,FSTYPE {MOUNT}", check=True)
         assert res.stdout.split() == [DEVICE, "ocfs2"], res.stdout
-        assert vm.call(name, "o2cb.cluster_status", CLUSTER)["online"] is True
-    mounted = vm.call("mx1", "o2cb.mounted")
-    assert sorted(mounted[DEVICE]["nodes"]) == ["mx1", "mx2"], mounted
+        assert ok(reads, name, "o2cb_cluster_status")["online"] is True
+        mounted = ok(reads, name, "o2cb_mounted")
+        assert sorted(mounted[DEVICE]["nodes"]) == ["mx1", "mx2"], mounted
 
 
 def test_file_written_on_one_read_on_other(vm, storage_applied):

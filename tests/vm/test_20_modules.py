@@ -8,7 +8,7 @@ mx2 afterwards and must bring it back to dual primary and mounted.
 from __future__ import annotations
 
 import pytest
-from vmtools import CLUSTER, DEVICE, MOUNT, RESOURCE, changed_states, failed_states
+from vmtools import CLUSTER, MOUNT, RESOURCE, changed_states, failed_states, ok
 
 #: every public function of each module, and the test below that calls it
 COVERED = {
@@ -56,105 +56,66 @@ COVERED = {
 
 
 @pytest.mark.parametrize("module", sorted(COVERED))
-def test_every_public_function_is_covered(vm, storage_applied, module):
-    (listed,) = vm.rets("mx1", [["sys.list_functions", [module]]])
+def test_every_public_function_is_covered(reads, module):
+    listed = ok(reads, "mx1", f"functions_{module}")
     public = {f.split(".", 1)[1] for f in listed}
     assert public, f"{module} module not loaded in the guest"
     assert public <= COVERED[module], f"not exercised here: {sorted(public - COVERED[module])}"
 
 
-def test_drbd_read_functions(vm, storage_applied):
-    vm["mx1"].run("printf 'resource bad {\\n  net { protocol Q; }\\n}\\n' > /tmp/bad.res")
+def test_drbd_read_functions(vm, reads):
     for name in vm.names:
-        (
-            version,
-            config,
-            resources,
-            role,
-            cstate,
-            dstate,
-            has_md,
-            synced,
-            waited,
-            status,
-            sb,
-            ok,
-        ) = vm.rets(
-            name,
-            [
-                ["drbd.version"],
-                ["drbd.config"],
-                ["drbd.resources"],
-                ["drbd.role", [RESOURCE]],
-                ["drbd.cstate", [RESOURCE]],
-                ["drbd.dstate", [RESOURCE]],
-                ["drbd.has_metadata", [RESOURCE]],
-                ["drbd.is_synced", [RESOURCE]],
-                ["drbd.wait_sync", [RESOURCE], {"timeout": 10}],
-                ["drbd.status"],
-                ["drbd.split_brain", [RESOURCE]],
-                ["drbd.check_config", [f"/etc/drbd.d/{RESOURCE}.res"]],
-            ],
-        )
+        version = ok(reads, name, "drbd_version")
+        config = ok(reads, name, "drbd_config")
         assert "8.4." in str(version.get("kernel")), version
         assert str(version.get("utils", "")).startswith("9."), version
         assert sorted(config[RESOURCE]["hosts"]) == ["mx1", "mx2"], config
         assert config[RESOURCE]["options"]["net"]["protocol"] == "C", config
-        assert resources == [RESOURCE]
-        assert role == {"local": "Primary", "peer": "Primary"}
-        assert cstate == "Connected"
-        assert dstate == {"local": "UpToDate", "peer": "UpToDate"}
-        assert has_md is True and synced is True and waited is True
-        assert RESOURCE in status
+        assert ok(reads, name, "drbd_resources") == [RESOURCE]
+        assert ok(reads, name, "drbd_role") == {"local": "Primary", "peer": "Primary"}
+        assert ok(reads, name, "drbd_cstate") == "Connected"
+        assert ok(reads, name, "drbd_dstate") == {"local": "UpToDate", "peer": "UpToDate"}
+        assert ok(reads, name, "drbd_has_metadata") is True
+        assert ok(reads, name, "drbd_is_synced") is True
+        assert ok(reads, name, "drbd_wait_sync") is True
+        assert RESOURCE in ok(reads, name, "drbd_status")
+        sb = ok(reads, name, "drbd_split_brain")
         assert sb["split_brain"] is False and sb["connection"] == "Connected", sb
-        assert ok == {"valid": True, "resources": [RESOURCE], "error": None}
-    bad, role_err, createmd, still = vm.calls(
-        "mx1",
-        [
-            ["drbd.check_config", ["/tmp/bad.res"]],
-            ["drbd.role", ["nosuch"]],
-            ["drbd.createmd", [RESOURCE]],
-            ["drbd.is_synced", [RESOURCE]],
-        ],
-    )
+        assert ok(reads, name, "drbd_check_config") == {
+            "valid": True,
+            "resources": [RESOURCE],
+            "error": None,
+        }
+    mx1 = reads["mx1"]
+    bad = mx1["drbd_check_config_bad"]
     assert bad["ok"] and bad["ret"]["valid"] is False and bad["ret"]["error"], bad
     # errors name what is wrong, and existing metadata is never overwritten
+    role_err, createmd = mx1["drbd_role_nosuch"], mx1["drbd_createmd"]
     assert not role_err["ok"] and "nosuch" in role_err["error"], role_err
     assert not createmd["ok"] and RESOURCE in createmd["error"], createmd
-    assert still["ret"] is True
+    assert ok(reads, "mx1", "drbd_is_synced_after") is True
 
 
-def test_o2cb_read_functions(vm, storage_applied):
+def test_o2cb_read_functions(vm, reads):
     nodes = {
         "mx1": {"number": 1, "ip_address": "10.99.0.11", "ip_port": 7777},
         "mx2": {"number": 2, "ip_address": "10.99.0.12", "ip_port": 7777},
     }
     for name in vm.names:
-        clusters, listed, info, status, fs, timeouts = vm.rets(
-            name,
-            [
-                ["o2cb.list_clusters"],
-                ["o2cb.list_nodes", [CLUSTER]],
-                ["o2cb.cluster_info", [CLUSTER]],
-                ["o2cb.cluster_status", [CLUSTER]],
-                ["o2cb.fs_info", [DEVICE]],
-                ["o2cb.timeouts"],
-            ],
-        )
-        assert CLUSTER in clusters
-        assert listed == nodes
+        assert CLUSTER in ok(reads, name, "o2cb_list_clusters")
+        assert ok(reads, name, "o2cb_list_nodes") == nodes
+        info = ok(reads, name, "o2cb_cluster_info")
         assert info["nodes"] == nodes and info["heartbeat_mode"] == "local", info
-        assert status == {"name": CLUSTER, "online": True}
+        assert ok(reads, name, "o2cb_cluster_status") == {"name": CLUSTER, "online": True}
+        fs = ok(reads, name, "o2cb_fs_info")
         assert (fs["type"], fs["label"], fs["cluster"]) == ("ocfs2", "vmail", CLUSTER), fs
-        assert timeouts == {
+        assert ok(reads, name, "o2cb_timeouts") == {
             "dead_threshold": 31,
             "idle_timeout_ms": 30000,
             "keepalive_delay_ms": 2000,
             "reconnect_delay_ms": 2000,
         }
-    missing, err = vm.calls(
-        "mx1", [["o2cb.cluster_info", ["nosuch"]], ["o2cb.list_nodes", ["nosuch"]]]
-    )
+    missing, err = reads["mx1"]["o2cb_cluster_info_nosuch"], reads["mx1"]["o2cb_list_nodes_nosuch"]
     assert missing["ok"] and missing["ret"] is None, missing
     assert not err["ok"] and "nosuch" in err["error"], err
 
