@@ -21,3 +21,30 @@ storage:
     cluster: mailstore
     label: vmail
     journal_size: 8M
+
+# Timing for guests under TCG (no KVM here): a trivial minion job takes seconds there and a
+# highstate tens of minutes, so the lab's quick values (pillar/topology.sls) would call a busy
+# guest dead. These are closer to a real site's defaults, with room for TCG.
+mailcluster:
+  selfheal:
+    # the master's pings and the peer's heartbeat witness get time to answer
+    verify_timeout: 15.0
+    reconcile_verify_timeout: 30.0
+    witness_wait: 15.0
+    health_wait: 120.0
+    # the minion watchdog touches less often and waits far longer before a restart (a
+    # restart mid-highstate would kill the highstate)
+    watchdog:
+      touch_interval: 60
+      deaf_after: 900
+      check_interval: 30
+      backoff: 1800
+    # the beacon checks heartbeat and DRBD every 5 s, not every second (each check starts
+    # cl_status and drbdsetup, which costs a guest most of a second)
+    beacon:
+      interval: 5
+ha:
+  keepalive: 1
+  warntime: 4
+  deadtime: 8
+  initdead: 30

@@ -35,13 +35,6 @@ SMP = int(os.environ.get("MC_LAB_GUEST_SMP", "2"))
 TB_SIZE = int(os.environ.get("MC_LAB_GUEST_TB_SIZE", "256"))
 ROOT_SIZE = os.environ.get("MC_LAB_GUEST_DISK", "6G")
 DRBD_DISK_MB = int(os.environ.get("MC_LAB_GUEST_DRBD_MB", "256"))
-# Under TCG a job in a process of its own costs a Python start-up of Salt (10-40 s): a
-# test.ping every second piled up dozens of them (load 68, nothing answered). Threads of the
-# running minion cost nothing to start.
-GUEST_MINION_CONF = """\
-# Written by the lab (lab/mclab/guest.py): this node is a qemu guest under TCG.
-multiprocessing: False
-"""
 BOOT_TIMEOUT = float(os.environ.get("MC_LAB_GUEST_BOOT_TIMEOUT", "300"))
 
 
@@ -92,9 +85,10 @@ class Guest:
             root,
         ])  # fmt: skip
         try:
+            # the minion keeps Salt's defaults (a process per job): in threads
+            # (multiprocessing: False) 50 queued jobs kept its main thread at 100% CPU in
+            # GIL contention, and each job took a minute or more
             write_files(root)
-            conf = root / "etc/salt/minion.d/guest.conf"
-            conf.write_text(GUEST_MINION_CONF)
             started = time.monotonic()
             util.run(["mkfs.ext4", "-q", "-F", "-L", "mcroot", "-d", root, self.disk, ROOT_SIZE])
             util.info(f"   {self.node.name}: root disk made in {time.monotonic() - started:.0f} s")
