@@ -1,8 +1,16 @@
 {%- from "common/map.jinja" import mapdata as ha with context %}
 {%- set own = ha.cluster.resources | selectattr("node", "equalto", grains["id"]) | list %}
+{#- on a mail node heartbeat takes its service IP only once postfix and dovecot run (the
+    store they need mounted before them: mail.vmail requires the storage role) #}
+{%- set node = (pillar.get("mailcluster") or {}).get("node") or {} %}
+{%- set mail_here = "mail" in node.get("roles", []) %}
 
 include:
   - ha.config
+{%- if mail_here %}
+  - mail.postfix.service
+  - mail.dovecot.service
+{%- endif %}
 {%- if ha.mover == "keepalived" %}
   - ha.keepalived.service
 {%- endif %}
@@ -45,6 +53,11 @@ ha-service-heartbeat-service-running:
     - enable: true
     - watch:
       - sls: ha.config
+{%- if mail_here %}
+    - require:
+      - service: mail-postfix-service-postfix-service-running
+      - service: mail-dovecot-service-dovecot-service-running
+{%- endif %}
 
 # the daemon answers cl_status (issue 3's heartbeat state); the peer is not waited for, so
 # highstate still works on the survivor while the other node is down
