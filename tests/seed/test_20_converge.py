@@ -104,7 +104,9 @@ def _message_ids(host: str, user: str) -> list[str]:
     with imaplib.IMAP4(host, 143, timeout=60) as imap:
         imap.starttls(ssl_context=tls_context())
         imap.login(user, PASSWORDS[user])
-        imap.select("INBOX", readonly=True)
+        _, count = imap.select("INBOX", readonly=True)
+        if int(count[0]) == 0:
+            return []
         _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
     ids = []
     for part in data:
