@@ -11,12 +11,11 @@ only with ``MC_VM_FULL=1``. Without root or qemu the tier skips with the reason.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from vmtools import BAD_RES, ERRORS, READS, VMCluster, runner
+from vmtools import BAD_RES, ERRORS, READS, VMCluster, at_once, runner
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,11 +45,7 @@ def vm():
         boot = pair.start()
         cluster = VMCluster(pair)
         cluster.timings.update({"image_s": build_s, **{f"boot_{k}": v for k, v in boot.items()}})
-        threads = [threading.Thread(target=cluster.setup_salt, args=(g,)) for g in pair]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        at_once({g.name: (lambda g=g: cluster.setup_salt(g)) for g in pair})
         print(f"\nvm pair {pair.workdir} image {image.name} timings {cluster.timings}")
         yield cluster
     finally:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
-from vmtools import DEVICE, MOUNT, RESOURCE, changed_states, failed_states, ok
+from vmtools import DEVICE, MOUNT, RESOURCE, at_once, changed_states, failed_states, ok
 
 
 def test_first_apply_converges(vm, storage_applied):
@@ -59,26 +58,12 @@ def second_round(vm, storage_applied):
     whose one-time promotion and format must not run again) and ``test=True`` on mx2 (no
     change predicted there means a real apply would make none either). One round of TCG
     instead of two (each apply takes 2-4 minutes)."""
-    out: dict = {}
-    errors: list[BaseException] = []
-
-    def one(name: str, sls: str) -> None:
-        try:
-            out[name] = vm.apply(name, pillar=None, sls=sls)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=one, args=("mx1", "storage")),
-        threading.Thread(target=one, args=("mx2", "storage test=True")),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return out
+    return at_once(
+        {
+            "mx1": lambda: vm.apply("mx1", pillar=None, sls="storage"),
+            "mx2": lambda: vm.apply("mx2", pillar=None, sls="storage test=True"),
+        }
+    )
 
 
 def test_second_apply_reports_no_changes(second_round):

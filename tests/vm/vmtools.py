@@ -27,6 +27,28 @@ GUEST_TESTS = f"{runner.GUEST_REPO}/tests/vm"
 EVENT_LOG = "/var/log/mc-events.log"
 
 
+def at_once(jobs: dict) -> dict:
+    """Run ``{key: fn}`` each in a thread of its own; ``{key: fn()}`` once all are done (the
+    first error raised, after every thread ended). The guests run TCG side by side."""
+    out: dict = {}
+    errors: list[BaseException] = []
+
+    def one(key) -> None:
+        try:
+            out[key] = jobs[key]()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
+
+
 class VMCluster:
     """The booted pair plus helpers the tests share."""
 
@@ -82,23 +104,7 @@ class VMCluster:
 
         Each batch pays 30-50 s of Python and loader start-up under TCG; the guests pay it
         side by side instead of one after the other."""
-        out: dict[str, list[dict]] = {}
-        errors: list[BaseException] = []
-
-        def one(name: str) -> None:
-            try:
-                out[name] = self.calls(name, items[name], timeout=timeout)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=one, args=(n,)) for n in items]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
-        return out
+        return at_once({n: (lambda n=n: self.calls(n, items[n], timeout=timeout)) for n in items})
 
     def rets(self, name: str, items: list, timeout: float = 900) -> list:
         """Like calls(), but every call must succeed: returns the return values."""
@@ -118,23 +124,7 @@ class VMCluster:
 
     def apply_both(self, pillar: dict | None = None, sls: str = "storage") -> dict[str, dict]:
         """Apply on mx1 and mx2 at the same time (the pair needs each other to converge)."""
-        out: dict[str, dict] = {}
-        errors: dict[str, BaseException] = {}
-
-        def one(name: str) -> None:
-            try:
-                out[name] = self.apply(name, pillar=pillar, sls=sls)
-            except BaseException as exc:
-                errors[name] = exc
-
-        threads = [threading.Thread(target=one, args=(n,)) for n in self.names]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise next(iter(errors.values()))
-        return out
+        return at_once({n: (lambda n=n: self.apply(n, pillar=pillar, sls=sls)) for n in self.names})
 
     def call(self, name: str, fun: str, *args: str, check: bool = True, timeout: float = 300):
         """``salt-call --local FUN ARGS`` in a guest; returns the ``local`` value."""
