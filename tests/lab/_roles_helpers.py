@@ -121,14 +121,20 @@ def wait_port(host: str, port: int, timeout: float = 60) -> None:
     wait_for(connects, timeout, 0.5, what=f"{host}:{port} to accept connections")
 
 
-def send_mail(host: str, rcpt: str, subject: str, port: int = 25, login=None) -> None:
+def new_message(rcpt: str, subject: str, sender: str = "tester@outside.invalid") -> EmailMessage:
+    """A small test message with a Message-ID of its own (``msg["Message-ID"]``)."""
     msg = EmailMessage()
-    msg["From"] = "tester@outside.invalid" if login is None else login[0]
+    msg["From"] = sender
     msg["To"] = rcpt
     msg["Subject"] = subject
     msg["Message-ID"] = f"<{uuid.uuid4()}@lab.test>"
     msg.set_content(f"lab test message {subject}\n")
-    send_message(host, msg, port, login)
+    return msg
+
+
+def send_mail(host: str, rcpt: str, subject: str, port: int = 25, login=None) -> None:
+    sender = "tester@outside.invalid" if login is None else login[0]
+    send_message(host, new_message(rcpt, subject, sender), port, login)
 
 
 def send_message(host: str, msg, port: int = 25, login=None, announce_size: bool = True):

@@ -9,13 +9,13 @@ import imaplib
 import threading
 import time
 import uuid
-from email.message import EmailMessage
 
 import pytest
 from _roles_helpers import (
     PASSWORDS,
     apply_all,
     imap_subjects,
+    new_message,
     send_message,
     state_results,
     tls_context,
@@ -23,7 +23,6 @@ from _roles_helpers import (
 )
 
 GUESTS = ("mx1", "mx2")
-NODE_IPS = {"mx1": "10.88.0.11", "mx2": "10.88.0.12"}
 MOUNT = "/var/vmail"
 #: state IDs whose order the issue names: the store before the mail daemons, heartbeat last
 MOUNTED = "storage-mount-volume-mount-mounted"
@@ -31,7 +30,6 @@ POSTFIX = "mail-postfix-service-postfix-service-running"
 DOVECOT = "mail-dovecot-service-dovecot-service-running"
 HEARTBEAT = "ha-service-heartbeat-service-running"
 ORDERED = (MOUNTED, POSTFIX, DOVECOT, HEARTBEAT)
-RESULTS: dict = {}
 
 
 def _by_id(states: dict, state_id: str) -> dict:
@@ -44,7 +42,6 @@ def converged(seed_lab):
     """The first highstate of the lab (from bare when the seed tier brought the lab up)."""
     seed_lab.salt("*", "saltutil.sync_all", timeout=900)
     ret, seconds = apply_all(seed_lab, timeout=3600)
-    RESULTS["first_apply_s"] = round(seconds, 1)
     print(f"\nseed: first highstate in {seconds:.0f} s")
     return ret
 
@@ -54,9 +51,7 @@ def test_one_highstate_converges_the_seed_cluster_in_order(seed_lab, converged):
     assert not failed, "\n".join(failed)
     for node in GUESTS:
         states = converged[node]
-        order = {
-            s: _by_id(states, s)["__run_num__"] for s in (MOUNTED, POSTFIX, DOVECOT, HEARTBEAT)
-        }
+        order = {s: _by_id(states, s)["__run_num__"] for s in ORDERED}
         assert order[MOUNTED] < order[POSTFIX] and order[MOUNTED] < order[DOVECOT], order
         assert max(order[POSTFIX], order[DOVECOT]) < order[HEARTBEAT], order
         drbd = seed_lab.run(node, "cat", "/proc/drbd").stdout
@@ -70,29 +65,18 @@ def test_one_highstate_converges_the_seed_cluster_in_order(seed_lab, converged):
 
 def test_second_highstate_changes_nothing(seed_lab, converged):
     ret, seconds = apply_all(seed_lab, timeout=3600)
-    RESULTS["second_apply_s"] = round(seconds, 1)
     print(f"\nseed: second highstate in {seconds:.0f} s")
     failed, changed = state_results(ret)
     assert not failed, "\n".join(failed)
     assert not changed, changed
 
 
-def _message(rcpt: str, subject: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "tester@outside.invalid"
-    msg["To"] = rcpt
-    msg["Subject"] = subject
-    msg["Message-ID"] = f"<{uuid.uuid4()}@seed.test>"
-    msg.set_content(f"seed tier {subject}\n")
-    return msg
-
-
-def test_sent_to_one_node_read_by_imap_on_the_other(converged):
+def test_sent_to_one_node_read_by_imap_on_the_other(seed_lab, converged):
     for writer, reader in (("mx1", "mx2"), ("mx2", "mx1")):
         subject = f"seed-{writer}-{uuid.uuid4().hex[:8]}"
-        send_message(NODE_IPS[writer], _message("alice@example.test", subject))
+        send_message(seed_lab.ip(writer), new_message("alice@example.test", subject))
         wait_for(
-            lambda s=subject, r=reader: s in imap_subjects(NODE_IPS[r], "alice@example.test"),
+            lambda s=subject, r=reader: s in imap_subjects(seed_lab.ip(r), "alice@example.test"),
             120,
             2,
             what=f"{subject} (sent to {writer}) in IMAP on {reader}",
@@ -121,15 +105,15 @@ def test_concurrent_delivery_to_one_mailbox_from_both_nodes(seed_lab, converged)
     dovecot logged index corruption."""
     user, per_node = "bob@example.test", 25
     since = seed_lab.run("mx1", "date", "+%Y-%m-%d %H:%M:%S").stdout.strip()
-    before = set(_message_ids(NODE_IPS["mx1"], user))
+    before = set(_message_ids(seed_lab.ip("mx1"), user))
     sent: dict[str, list[str]] = {n: [] for n in GUESTS}
     errors: list[BaseException] = []
 
     def send_from(node: str) -> None:
         try:
             for i in range(per_node):
-                msg = _message(user, f"seed-concurrent-{node}-{i}")
-                send_message(NODE_IPS[node], msg)
+                msg = new_message(user, f"seed-concurrent-{node}-{i}")
+                send_message(seed_lab.ip(node), msg)
                 sent[node].append(msg["Message-ID"])
         except BaseException as exc:
             errors.append(exc)
@@ -144,13 +128,13 @@ def test_concurrent_delivery_to_one_mailbox_from_both_nodes(seed_lab, converged)
     want = sent["mx1"] + sent["mx2"]
 
     def delivered():
-        ids = [i for i in _message_ids(NODE_IPS["mx2"], user) if i not in before]
+        ids = [i for i in _message_ids(seed_lab.ip("mx2"), user) if i not in before]
         return ids if set(want) <= set(ids) else None
 
     wait_for(delivered, 300, 3, what=f"{len(want)} messages in {user}'s INBOX")
-    RESULTS["concurrent_delivery_s"] = round(time.monotonic() - t0, 1)
+    print(f"\nseed: {len(want)} concurrent messages delivered in {time.monotonic() - t0:.0f} s")
     for node in GUESTS:
-        ids = [i for i in _message_ids(NODE_IPS[node], user) if i not in before]
+        ids = [i for i in _message_ids(seed_lab.ip(node), user) if i not in before]
         dups = sorted({i for i in ids if ids.count(i) > 1})
         assert not dups, f"{node}: duplicated {dups}"
         assert sorted(ids) == sorted(want), f"{node}: {len(ids)} listed, {len(want)} sent"

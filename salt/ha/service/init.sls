@@ -2,8 +2,7 @@
 {%- set own = ha.cluster.resources | selectattr("node", "equalto", grains["id"]) | list %}
 {#- on a mail node heartbeat takes its service IP only once postfix and dovecot run (the
     store they need mounted before them: mail.vmail requires the storage role) #}
-{%- set node = (pillar.get("mailcluster") or {}).get("node") or {} %}
-{%- set mail_here = "mail" in node.get("roles", []) %}
+{%- set mail_here = "mail" in salt["mailcluster.node_roles"]() %}
 
 include:
   - ha.config
