@@ -126,19 +126,6 @@ class VMCluster:
         """Apply on mx1 and mx2 at the same time (the pair needs each other to converge)."""
         return at_once({n: (lambda n=n: self.apply(n, pillar=pillar, sls=sls)) for n in self.names})
 
-    def call(self, name: str, fun: str, *args: str, check: bool = True, timeout: float = 300):
-        """``salt-call --local FUN ARGS`` in a guest; returns the ``local`` value."""
-        res, data = self[name].salt_call(" ".join([fun, *args]), timeout=timeout)
-        if check and res.rc != 0:
-            raise runner.GuestCommandError(res)
-        return data
-
-    def call_error(self, name: str, fun: str, *args: str) -> str:
-        """Call a function that must fail; returns its error text."""
-        res, data = self[name].salt_call(" ".join([fun, *args]))
-        assert res.rc != 0, f"{fun} {args} on {name} should have failed: {data!r}"
-        return json.dumps(data) + res.stdout + res.stderr
-
 
 #: the read-only calls the short tier checks on both guests, by label (see the ``reads`` fixture)
 READS = {
