@@ -29,6 +29,16 @@ mail-clean-quota-warning-file-absent:
     - require:
       - service: mail-clean-dovecot-service-dead
 
+{%- set dedup = mail.dovecot.dedup.script %}
+
+mail-clean-dedup-script-file-absent:
+  file.absent:
+    - names:
+      - {{ dedup }}
+      - {{ dedup[:-6] ~ ".svbin" }}
+    - require:
+      - service: mail-clean-dovecot-service-dead
+
 {%- for unit in mail.vmail.guarded_units %}
 
 mail-clean-guard-{{ unit }}-file-absent:

@@ -64,6 +64,35 @@ BAD = {
         "mail: {dovecot: {protocols: [imap, lmtp, managesieve]}}",
         "mail:dovecot:protocols:2: must be one of",
     ),
+    "dedup-period-words": (
+        "mail: {dovecot: {dedup: {period: 2 days}}}",
+        "mail:dovecot:dedup:period: must be a whole number followed by s, m, h or d",
+    ),
+    "dedup-period-bare-number": (
+        "mail: {dovecot: {dedup: {period: 3600}}}",
+        "mail:dovecot:dedup:period: must be a whole number followed by s, m, h or d (such as 2d)"
+        " (got 3600)",
+    ),
+    "dedup-period-zero": (
+        "mail: {dovecot: {dedup: {period: 0d}}}",
+        "mail:dovecot:dedup:period: must be a whole number followed by",
+    ),
+    "dedup-enabled-word": (
+        "mail: {dovecot: {dedup: {enabled: sometimes}}}",
+        'mail:dovecot:dedup:enabled: must be boolean (got "sometimes")',
+    ),
+    "dedup-script-not-sieve": (
+        "mail: {dovecot: {dedup: {script: /etc/dovecot/dedup.txt}}}",
+        "mail:dovecot:dedup:script: must be an absolute path ending in .sieve",
+    ),
+    "dedup-script-relative": (
+        "mail: {dovecot: {dedup: {script: dedup.sieve}}}",
+        "mail:dovecot:dedup:script: must be an absolute path ending in .sieve",
+    ),
+    "dedup-typo": (
+        "mail: {dovecot: {dedup: {days: 2}}}",
+        "mail:dovecot:dedup:days: unknown key",
+    ),
     "mailbox-quota-not-integer": (
         "mailcluster: {domains: {example.test: {mailboxes: [{name: alice, quota_mb: 0.5}]}}}",
         "mailcluster:domains:example.test:mailboxes:0:quota_mb: must be integer",
@@ -114,6 +143,10 @@ def test_lab_pillar_renders_quota_and_sieve(tmp_path):
     assert "quota_status_nouser = DUNNO" in dovecot
     assert re.search(r"protocol lmtp \{[^}]*mail_plugins = \$mail_plugins sieve", dovecot)
     assert "sieve = file:~/sieve;active=~/.dovecot.sieve" in dovecot
+    # duplicate deliveries: the global script before the user's own (mail:dovecot:dedup)
+    assert "sieve_before = /etc/dovecot/sieve/before/dedup.sieve" in dovecot
+    assert "sieve_duplicate_default_period = 2d" in dovecot
+    assert "sieve_duplicate_max_period = 2d" in dovecot
     assert "unix_listener /var/spool/postfix/private/quota-status" in dovecot
     sql = files["/etc/dovecot/dovecot-sql.conf.ext"]
     assert "IF(quota > 0, CONCAT('*:bytes=', quota), NULL) AS quota_rule" in sql
@@ -131,10 +164,11 @@ def test_pillar_moves_every_quota_key(tmp_path):
     extra = (
         "mail:\n  quota: {default_mb: 2048, grace_percent: 0, warnings: [80, 99, 90],"
         " reject_code: 452, status_timeout: 3}\n"
-        "  dovecot: {protocols: [imap, lmtp]}\n"
+        "  dovecot: {protocols: [imap, lmtp], dedup: {enabled: false}}\n"
     )
     files = _files(tmp_path, extra)
     dovecot = files["/etc/dovecot/dovecot.conf"]
+    assert "sieve_before" not in dovecot and "sieve_duplicate" not in dovecot
     assert "protocols = imap lmtp\n" in dovecot
     assert "managesieve" not in dovecot
     # the sieve plugin still runs the users' scripts at delivery

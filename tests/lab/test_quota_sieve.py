@@ -343,6 +343,57 @@ def test_sieve_script_from_mx1_applies_on_mx2(boxes):
     wait_for(lambda: "mcqs-away" in subjects(MX["mx2"], "mcqs-peer"), timeout=30)
 
 
+def _discarded(lab, node: str, message_id: str, since: str) -> int:
+    """How many times LMTP on ``node`` discarded ``message_id`` as a duplicate since ``since``
+    (dovecot's log line of the global script's discard action)."""
+    out = lab.run(node, "journalctl", "-u", "dovecot", "--since", since, "-o", "cat").stdout
+    return sum(f"msgid={message_id}: discard action" in line for line in out.splitlines())
+
+
+def test_a_message_given_twice_is_delivered_once(boxes):
+    """mail:dovecot:dedup: one message (one Message-ID) handed to mx1, then to mx2, then to mx1
+    again, as a sending MTA does when a node dies between queueing it and answering 250: it
+    lands in the mailbox once, the user's own script (the fileinto of the test above) runs for
+    it once, and each later copy is discarded by the LMTP that got it. The same Message-ID
+    still reaches another mailbox, and mail without a Message-ID is never taken for a
+    duplicate."""
+    lab = boxes
+    since = lab.run("mx1", "date", "+%Y-%m-%d %H:%M:%S").stdout.strip()
+    msg = message("tester@outside.invalid", addr("mcqs-sieve"), "mcqs-filter dup")
+    mid = msg["Message-ID"]
+    smtp_send(MX["mx1"], msg)
+    wait_for(lambda: "mcqs-filter dup" in subjects(MX["mx2"], "mcqs-sieve", FOLDER), timeout=30)
+    # each copy after the first delivery, as the sender's retry comes (seconds later)
+    expected = {"mx1": 0, "mx2": 0}
+
+    def seen():
+        got = {n: _discarded(lab, n, mid, since) for n in MX}
+        assert got == expected, f"discarded as duplicates: {got}, expected {expected}"
+        return got
+
+    for node in ("mx2", "mx1"):
+        smtp_send(MX[node], msg)
+        expected[node] += 1
+        wait_for(seen, timeout=30)
+    filed = subjects(MX["mx2"], "mcqs-sieve", FOLDER)
+    assert filed.count("mcqs-filter dup") == 1, filed
+    assert "mcqs-filter dup" not in subjects(MX["mx2"], "mcqs-sieve")
+    # the same message to another mailbox: delivered there (one list of IDs per mailbox)
+    del msg["To"]
+    msg["To"] = addr("mcqs-peer")
+    smtp_send(MX["mx2"], msg)
+    wait_for(lambda: "mcqs-filter dup" in subjects(MX["mx1"], "mcqs-peer"), timeout=30)
+    # no Message-ID: each copy is delivered (postfix adds none for mail from outside)
+    bare = message("tester@outside.invalid", addr("mcqs-peer"), "mcqs-no-id")
+    del bare["Message-ID"]
+    for node in ("mx1", "mx2"):
+        smtp_send(MX[node], bare)
+    wait_for(
+        lambda: subjects(MX["mx1"], "mcqs-peer").count("mcqs-no-id") == 2,
+        timeout=30,
+    )
+
+
 def test_mail_states_second_apply_changes_nothing(boxes):
     """The mail states applied twice: the second changes nothing (the first converges what a
     lab booted before the last edit of the tree still lacks)."""

@@ -24,6 +24,9 @@ mail-dovecot-config-dovecot-conf-file-managed:
 {%- endif %}
       - sls: mail.dovecot.package
       - file: mail-dovecot-config-quota-warning-file-managed
+{%- if mail.dovecot.dedup.enabled %}
+      - file: mail-dovecot-config-dedup-binary-file-managed
+{%- endif %}
 
 # what dovecot's quota-warning service runs when a delivery crosses a warning level
 mail-dovecot-config-quota-warning-file-managed:
@@ -34,6 +37,40 @@ mail-dovecot-config-quota-warning-file-managed:
     - mode: "0755"
     - context:
         mapdata: {{ mail | json }}
+
+{%- if mail.dovecot.dedup.enabled %}
+{%- set script = mail.dovecot.dedup.script %}
+{%- set binary = script[:-6] ~ ".svbin" %}
+
+# the global script against duplicate deliveries (mail:dovecot:dedup), compiled here: LMTP
+# runs as vmail and cannot write a compiled copy beside a root-owned script
+mail-dovecot-config-dedup-script-file-managed:
+  file.managed:
+    - name: {{ script }}
+    - source: salt://mail/files/dedup.sieve
+    - makedirs: true
+    - mode: "0644"
+    - require:
+      - sls: mail.dovecot.package
+
+mail-dovecot-config-dedup-script-cmd-run:
+  cmd.run:
+    - name: sievec {{ script }} {{ binary }}
+    # compiled already, and after the script's last change
+    - unless: test {{ binary }} -nt {{ script }}
+    - require:
+      - file: mail-dovecot-config-dedup-script-file-managed
+
+# sievec writes its output for root alone; LMTP reads it as vmail
+mail-dovecot-config-dedup-binary-file-managed:
+  file.managed:
+    - name: {{ binary }}
+    - replace: false
+    - create: false
+    - mode: "0644"
+    - require:
+      - cmd: mail-dovecot-config-dedup-script-cmd-run
+{%- endif %}
 
 # holds dovecot's DB password: no diff in the state's output (nor in the job cache)
 mail-dovecot-config-sql-file-managed:
