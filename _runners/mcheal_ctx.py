@@ -44,6 +44,7 @@ _FALLBACK_DEFAULTS = {
     "dns_timeout": 2.0,
     "propagation_timeout": 3.0,
     "lock_timeout": 20,
+    "partition_settle_timeout": 60,
     "health_services": ["heartbeat", "postfix", "dovecot"],
     "health_wait": 30.0,
     "restart_heartbeat": True,

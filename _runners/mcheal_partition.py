@@ -92,17 +92,30 @@ def _arbitrate_pair(ctx, node, base, witnesses, pair):
     if not ctx.settings.get("enabled", True):
         reason = f"auto-remediation disabled; would stop heartbeat on {standby} (partition)"
         return refuse(node, base, reason, "arbitrate", witnesses)
+    # A cut shorter than the verification is over by now, and heartbeat has merged the pair
+    # itself (it restarts both sides; auto_failback then puts each address on its owner).
+    # Stopping heartbeat on the standby in the middle of that merge left, in the lab, no
+    # address on either node for 15-30 s, or both on the standby.
+    if _link_back(ctx, keeper(ctx, pair), standby, checks=1):
+        reason = "the link is back already: heartbeat's own merge settles the pair"
+        settle = _settle(ctx, pair)
+        fire(standby, "partition-over", {"witnesses": witnesses, "reason": reason, **settle})
+        return {"node": node, "result": "noop", "reason": reason, **settle}
     t0 = time.time()
     steps = {}
     answered, ret, ok = _call(standby, "grains.setval", [STANDBY_GRAIN, "partition"], timeout=5)
     steps["grain"] = ret if answered else "no answer"
+    # recorded before the stop: whatever the stop does, heal() clears the grain and starts
+    # heartbeat once the link is back (a stop that outlived its timeout left, in the lab,
+    # heartbeat stopped and the grain set with no record, and the node stood by for good)
+    record = {"since": t0, "keeper": keeper(ctx, pair), "reported": node}
+    __salt__["mcheal_store.update"](standby, standby=record)
     mover = ctx.settings.get("mover_service") or "heartbeat"
-    answered, ret, ok = _call(standby, "service.stop", [mover], timeout=20)
+    # heartbeat cut from its peer took 13-18 s to stop in the lab
+    answered, ret, ok = _call(standby, "service.stop", [mover], timeout=60)
     steps["stop_heartbeat"] = ret if answered else "no answer"
     if not (answered and ok and ret is True):
         return refuse(node, base, f"could not stop heartbeat on {standby}: {ret}", "arbitrate")
-    record = {"since": t0, "keeper": keeper(ctx, pair), "reported": node}
-    __salt__["mcheal_store.update"](standby, standby=record)
     payload = {
         "keeper": record["keeper"],
         "standby": standby,
@@ -115,10 +128,51 @@ def _arbitrate_pair(ctx, node, base, witnesses, pair):
     return {"node": node, "result": "arbitrated", **payload}
 
 
-def _link_back(ctx, keeper_node, standby):
-    """The keeper reaches the standby node again on its node address (heartbeat's path)."""
+def _resources(pair):
+    """``{node: heartbeat's resource status}`` of each node of ``pair`` ("unknown" when the
+    node or heartbeat did not answer)."""
+    out = {}
+    for n in pair:
+        answered, ret, ok = _call(n, "heartbeat.resource_status", timeout=5)
+        out[n] = ret if answered and ok and isinstance(ret, str) else "unknown"
+    return out
+
+
+def _settle(ctx, pair):
+    """
+    After heartbeat merged the pair by itself: wait up to ``partition_settle_timeout`` for
+    both nodes to leave resource ``transition``. A node still in it then is stuck (in the
+    lab, heartbeat 3 after both sides restarted at once logged ``HB_R_BOTHSTARTING`` and
+    never took its own address, which stayed on no node): its heartbeat is killed, and
+    systemd starts it again 2 s later (the ha role's ``Restart=``), a fresh join. Returns
+    ``{"resources": {...}, "killed": [...]}``.
+    """
+    deadline = time.monotonic() + float(ctx.settings.get("partition_settle_timeout") or 60)
+    while True:
+        status = _resources(pair)
+        stuck = sorted(n for n, rsc in status.items() if rsc == "transition")
+        if not stuck or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    mover = ctx.settings.get("mover_service") or "heartbeat"
+    killed = []
+    for n in stuck:
+        cmd = f"systemctl kill --signal=KILL {mover}"
+        answered, ret, ok = _call(n, "cmd.run_all", [cmd], timeout=20)
+        if answered and ok and isinstance(ret, dict) and ret.get("retcode") == 0:
+            killed.append(n)
+        else:
+            log.warning("mailcluster_failover: could not kill a stuck heartbeat on %s: %s", n, ret)
+    if killed:
+        log.warning("mailcluster_failover: heartbeat stuck in transition on %s: killed", killed)
+    return {"resources": status, "killed": killed}
+
+
+def _link_back(ctx, keeper_node, standby, checks=None):
+    """The keeper reaches the standby node on its node address (heartbeat's path), ``checks``
+    pings in a row (default ``partition_heal_checks``)."""
     ip = (ctx.nodes.get(standby) or {}).get("ip")
-    checks = int(ctx.settings.get("partition_heal_checks") or 2)
+    checks = int(checks or ctx.settings.get("partition_heal_checks") or 2)
     for _ in range(checks):
         answered, ret, ok = _call(
             keeper_node,
@@ -151,10 +205,14 @@ def heal(ctx):
             out.append({"node": standby, "result": "refused", "reason": f"heartbeat: {ret}"})
             continue
         __salt__["mcheal_store.update"](standby, standby=None)
+        partitioned_s = round(time.time() - record["since"], 1)
+        # a cut that ended during the arbitration has met heartbeat's merge on the keeper
+        pair = sorted({record.get("keeper"), standby} - {None})
         payload = {
             "keeper": record.get("keeper"),
             "steps": steps,
-            "partitioned_s": round(time.time() - record["since"], 1),
+            "partitioned_s": partitioned_s,
+            **_settle(ctx, pair),
         }
         __salt__["mcheal_audit.fire"](standby, "partition-healed", payload)
         out.append({"node": standby, "result": "healed", **payload})

@@ -17,3 +17,9 @@ ha-clean-{{ file | replace(".", "-") }}-file-absent:
     - require:
       - service: ha-clean-heartbeat-service-dead
 {%- endfor %}
+
+ha-clean-heartbeat-restart-file-absent:
+  file.absent:
+    - name: /etc/systemd/system/{{ ha.service }}.service.d/mailcluster-restart.conf
+    - require:
+      - service: ha-clean-heartbeat-service-dead

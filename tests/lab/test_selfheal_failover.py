@@ -31,6 +31,7 @@ from _selfheal_helpers import (
     dns_server_without,
     dns_without,
     imap_answers,
+    pair_settled,
     serial,
     smtp_answers,
     steady,
@@ -316,6 +317,32 @@ def test_partition_is_arbitrated_by_the_master(cluster):
         # a failback hands the address over: release, then take, within a second
         assert f["none_heal_s"] < 1.5, figures
     assert _serials() == before or dns_restored()
+
+
+@pytest.mark.parametrize("cut_s", [3, 6])
+def test_a_short_partition_settles_by_itself(cluster, cut_s):
+    """A cut that heals before (3 s) or while (6 s) the master arbitrates: heartbeat's own
+    merge restarts both sides, the master leaves it alone or has stopped mx2, and the pair
+    ends whole: heartbeat running on both nodes, no standby grain, each service IP on its
+    owner only. The stretch with no node holding an address is printed (the merge's cost).
+    Before the fix a heartbeat stayed down after the merge, or the standby grain stayed set
+    with heartbeat stopped on mx2, and an address stayed on the wrong node for good."""
+    lab = cluster
+    watch = IpWatch(lab)
+    time.sleep(1)
+    assert lab.cli("partition", "mx1", "mx2").returncode == 0
+    try:
+        time.sleep(cut_s)
+    finally:
+        lab.cli("heal")
+    t_heal = time.time()
+    took = pair_settled(lab, 120)
+    grains = lab.salt_json("mx*", "grains.get", "mailcluster_ha_standby")
+    assert not any(grains.values()), grains
+    watch.stop(lab)
+    time.sleep(0.5)
+    none = {ip: watch.windows(ip, t_heal, time.time())[1] for ip in (MX1_SVC, MX2_SVC)}
+    print(f"partition of {cut_s} s: pair settled {took:.1f} s after the heal; no holder: {none}")
 
 
 def test_master_down_while_mx1_dies(cluster):
