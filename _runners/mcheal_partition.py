@@ -150,10 +150,13 @@ def _settle(ctx, pair):
     deadline = time.monotonic() + float(ctx.settings.get("partition_settle_timeout") or 60)
     while True:
         status = _resources(pair)
-        stuck = sorted(n for n, rsc in status.items() if rsc == "transition")
-        if not stuck or time.monotonic() >= deadline:
+        # "unknown": heartbeat restarting there (cl_status cannot sign on yet); wait on
+        if not {"transition", "unknown"} & set(status.values()):
+            break
+        if time.monotonic() >= deadline:
             break
         time.sleep(2)
+    stuck = sorted(n for n, rsc in status.items() if rsc == "transition")
     mover = ctx.settings.get("mover_service") or "heartbeat"
     killed = []
     for n in stuck:

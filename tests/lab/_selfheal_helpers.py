@@ -196,7 +196,7 @@ def runner_status(lab) -> dict:
         raise AssertionError(f"status printed no JSON: {proc.stdout}{proc.stderr}") from None
 
 
-def pair_settled(lab, timeout: float = 120) -> float:
+def pair_settled(lab, timeout: float = 150) -> float:
     """Wait until heartbeat runs on both mail nodes, once each, and each service IP is on its
     owner only (the pair after a fault has healed: heartbeat's partition merge restarts both
     sides, and systemd starts a heartbeat that exited by itself again). Returns the seconds it

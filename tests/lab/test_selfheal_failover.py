@@ -336,7 +336,7 @@ def test_a_short_partition_settles_by_itself(cluster, cut_s):
     finally:
         lab.cli("heal")
     t_heal = time.time()
-    took = pair_settled(lab, 120)
+    took = pair_settled(lab)
     grains = lab.salt_json("mx*", "grains.get", "mailcluster_ha_standby")
     assert not any(grains.values()), grains
     watch.stop(lab)
