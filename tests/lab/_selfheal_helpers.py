@@ -196,6 +196,12 @@ def runner_status(lab) -> dict:
         raise AssertionError(f"status printed no JSON: {proc.stdout}{proc.stderr}") from None
 
 
+def holds(lab, node: str) -> set[str]:
+    """The mail pair's service IPs that ``node`` holds now."""
+    out = lab.run(node, "ip", "-o", "-4", "addr", "show", timeout=30).stdout
+    return {ip for ip in (MX1_SVC, MX2_SVC) if f" {ip}/" in out}
+
+
 def pair_settled(lab, timeout: float = 150) -> float:
     """Wait until heartbeat runs on both mail nodes, once each, and each service IP is on its
     owner only (the pair after a fault has healed: heartbeat's partition merge restarts both
@@ -211,9 +217,7 @@ def pair_settled(lab, timeout: float = 150) -> float:
             # one master control process: a second, outside the unit, was seen after a stop
             # during heartbeat's partition merge (salt/ha/config, KillMode)
             mcp = lab.run(node, "pgrep", "-c", "-f", "heartbeat: master control", timeout=30)
-            addrs = lab.run(node, "ip", "-o", "-4", "addr", "show", timeout=30).stdout
-            held = sorted(ip for ip in (MX1_SVC, MX2_SVC) if f" {ip}/" in addrs)
-            seen[node] = (active.strip(), mcp.stdout.strip(), held)
+            seen[node] = (active.strip(), mcp.stdout.strip(), sorted(holds(lab, node)))
         assert all(seen[n] == ("active", "1", owners[n]) for n in owners), seen
         return seen
 

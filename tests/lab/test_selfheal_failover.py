@@ -30,6 +30,7 @@ from _selfheal_helpers import (
     dns_restored,
     dns_server_without,
     dns_without,
+    holds,
     imap_answers,
     pair_settled,
     serial,
@@ -247,11 +248,6 @@ def test_forged_event_from_ns2_is_refused(cluster):
     assert dns_restored()
 
 
-def _holds(lab, node):
-    out = lab.run(node, "ip", "-o", "-4", "addr", "show", timeout=30).stdout
-    return {ip for ip in (MX1_SVC, MX2_SVC) if f" {ip}/" in out}
-
-
 def test_partition_is_arbitrated_by_the_master(cluster):
     """mx1 and mx2 lose each other, both still reach the master: heartbeat on each side takes
     the other's service IP, so each address is on the network twice. The master settles it:
@@ -274,22 +270,22 @@ def test_partition_is_arbitrated_by_the_master(cluster):
 
         rec = wait_for(arbitrated, 40, interval=0.5, what="the partition audit", lab=lab)[0]
         assert rec["keeper"] == "mx1" and rec["standby"] == "mx2", rec
-        wait_for(lambda: _holds(lab, "mx2") == set(), 15, interval=0.2, what="mx2 holds none")
-        assert _holds(lab, "mx1") == {MX1_SVC, MX2_SVC}
+        wait_for(lambda: holds(lab, "mx2") == set(), 15, interval=0.2, what="mx2 holds none")
+        assert holds(lab, "mx1") == {MX1_SVC, MX2_SVC}
         assert not nspawn_host("mx2").service("heartbeat").is_running, "heartbeat on the standby"
         assert _serials() == before, "DNS changed for a partition"
         # a highstate of the ha role on the standby node leaves heartbeat stopped
         ret = lab.salt_json("mx2", "state.apply", "ha")
         assert all(r["result"] for r in ret["mx2"].values()), ret
         assert not nspawn_host("mx2").service("heartbeat").is_running, "heartbeat on the standby"
-        assert _holds(lab, "mx2") == set()
+        assert holds(lab, "mx2") == set()
         t_cut_end = time.time()
     finally:
         lab.cli("heal")
     t_heal = time.time()
 
     def home():
-        return _holds(lab, "mx1") == {MX1_SVC} and _holds(lab, "mx2") == {MX2_SVC}
+        return holds(lab, "mx1") == {MX1_SVC} and holds(lab, "mx2") == {MX2_SVC}
 
     wait_for(home, 90, interval=0.3, what="each address back on its owner", lab=lab)
     time.sleep(2)
