@@ -138,6 +138,9 @@ class RunContext:
         mc = pillar.get("mailcluster") or {}
         self.mc = mc
         self.settings = settings(pillar)
+        # the unit that moves the pair's service IPs (ha:mover): the health check, the
+        # restart of a returning node and the partition's standby stop and start act on it
+        self.mover = self.settings["mover_service"]
         self.nodes = mc.get("nodes") or {}
         self.mail_nodes = self.with_role("mail")
         self.ha_nodes = self.with_role("ha")

@@ -182,7 +182,7 @@ def wait_healthy(ctx, node, just_back=False):
         if time.monotonic() >= deadline:
             break
         services = (health.get("node") or {}).get("services") or {}
-        mover = ctx.settings.get("mover_service") or "heartbeat"
+        mover = ctx.mover
         if (
             ctx.settings.get("restart_heartbeat")
             and not restarted

@@ -330,6 +330,15 @@ BAD_STORAGE = {
         "storage:nodes:mx2:number: must be integer",
     ),
     "drbd-slots": ("storage: {ocfs2: {slots: 1}}", "storage:ocfs2:slots: must be at least"),
+    "drbd-boot-wait-zero": (
+        "storage: {drbd: {boot_peer_wait: 0}}",
+        "storage:drbd:boot_peer_wait: must be >= 1",
+    ),
+    "drbd-boot-wait-text": (
+        "storage: {drbd: {boot_peer_wait: 2min}}",
+        "storage:drbd:boot_peer_wait: must be integer",
+    ),
+    "drbd-boot-wait-typo": ("storage: {drbd: {boot_wait: 60}}", "storage:drbd:boot_wait"),
 }
 
 

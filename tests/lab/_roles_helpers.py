@@ -195,17 +195,21 @@ def acme_root_pem(lab) -> str:
     return proc.stdout
 
 
-def imap_subjects(host: str, user: str) -> list[str]:
-    with imaplib.IMAP4(host, 143, timeout=30) as imap:
+def imap_header(host: str, user: str, field: str = "SUBJECT", timeout: float = 30) -> list[str]:
+    """Header ``field`` of every message in ``user``'s INBOX at ``host``, in order, one entry
+    per copy (a duplicate delivery shows twice)."""
+    with imaplib.IMAP4(host, 143, timeout=timeout) as imap:
         imap.starttls(ssl_context=tls_context())
         imap.login(user, PASSWORDS[user])
-        imap.select("INBOX", readonly=True)
-        _, data = imap.search(None, "ALL")
-        out = []
-        for num in data[0].split():
-            _, parts = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            out.append(parts[0][1].decode().split(":", 1)[1].strip())
-        return out
+        _, count = imap.select("INBOX", readonly=True)
+        if int(count[0]) == 0:
+            return []
+        _, data = imap.fetch("1:*", f"(BODY.PEEK[HEADER.FIELDS ({field})])")
+    return [part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
+
+
+def imap_subjects(host: str, user: str) -> list[str]:
+    return imap_header(host, user, "SUBJECT")
 
 
 def pop3_subjects(host: str, user: str) -> list[str]:

@@ -5,20 +5,18 @@ mailbox, every message exactly once and no dovecot index complaint."""
 
 from __future__ import annotations
 
-import imaplib
 import threading
 import time
 import uuid
 
 import pytest
 from _roles_helpers import (
-    PASSWORDS,
     apply_all,
+    imap_header,
     imap_subjects,
     new_message,
     send_message,
     state_results,
-    tls_context,
     wait_for,
 )
 
@@ -84,19 +82,7 @@ def test_sent_to_one_node_read_by_imap_on_the_other(seed_lab, converged):
 
 
 def _message_ids(host: str, user: str) -> list[str]:
-    """Message-ID of every message in ``user``'s INBOX at ``host``, one entry per copy."""
-    with imaplib.IMAP4(host, 143, timeout=60) as imap:
-        imap.starttls(ssl_context=tls_context())
-        imap.login(user, PASSWORDS[user])
-        _, count = imap.select("INBOX", readonly=True)
-        if int(count[0]) == 0:
-            return []
-        _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-    ids = []
-    for part in data:
-        if isinstance(part, tuple):
-            ids.append(part[1].decode().split(":", 1)[1].strip())
-    return ids
+    return imap_header(host, user, "MESSAGE-ID", timeout=60)
 
 
 def test_concurrent_delivery_to_one_mailbox_from_both_nodes(seed_lab, converged):

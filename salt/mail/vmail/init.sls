@@ -45,6 +45,8 @@ mail-vmail-guard-{{ unit }}-file-{{ guard }}:
         [Unit]
         RequiresMountsFor={{ v.maildirs }}
         ConditionPathIsMountPoint={{ v.store_mount }}
+        # at boot, after the unit that mounts the store (storage role, drbd_ocfs2)
+        After=mailcluster-store.service
 {%- endif %}
 {%- endfor %}
 
