@@ -410,6 +410,24 @@ def restore_dns_primary(**kwargs):
     }
 
 
+def reconcile_interval(default=10.0):
+    """
+    Seconds the master engine sleeps between two reconciles: pillar
+    ``mailcluster:selfheal:reconcile_interval``, else the engine's own ``interval``
+    (``default``). Each reconcile pings every mail node and has a silent one verified (a
+    second ping, the peer's witness): on slow nodes (the lab's TCG guests) a longer pause
+    keeps those jobs from queueing faster than the nodes run them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mailcluster_failover.reconcile_interval
+    """
+    pillar = __salt__["mcheal_ctx.compile_pillar"]()
+    return float(__salt__["mcheal_ctx.settings"](pillar).get("reconcile_interval") or default)
+
+
 def touch_minions():
     """
     Touch the minion watchdog's heard file on every cluster node: one publication, nothing

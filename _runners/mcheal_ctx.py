@@ -48,6 +48,7 @@ _FALLBACK_DEFAULTS = {
     "health_services": ["heartbeat", "postfix", "dovecot"],
     "health_wait": 30.0,
     "restart_heartbeat": True,
+    "reconcile_interval": None,
     "reconcile_verify_timeout": 10.0,
     "presence_verify_timeout": 0.3,
     "repair_ip": True,

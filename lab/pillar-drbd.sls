@@ -27,6 +27,10 @@ storage:
 # guest dead. These are closer to a real site's defaults, with room for TCG.
 mailcluster:
   selfheal:
+    # one reconcile a minute, not every 10 s: each one pings both guests and has a silent
+    # one verified (another ping, the peer's witness); every 10 s, while the guests booted,
+    # those jobs queued faster than a guest ran them and no minion answered for 20 minutes
+    reconcile_interval: 60
     # the master's pings and the peer's heartbeat witness get time to answer
     verify_timeout: 15.0
     reconcile_verify_timeout: 30.0

@@ -1,5 +1,6 @@
 """
-Master engine: run ``mailcluster_failover.reconcile`` every ``interval`` seconds, and
+Master engine: run ``mailcluster_failover.reconcile`` every ``interval`` seconds (pillar
+``mailcluster:selfheal:reconcile_interval`` when set), and
 ``mailcluster_failover.touch_minions`` (what the minion watchdog waits for).
 
 Salt 3008.4's master ``schedule`` cannot run runner functions (``copy.copy`` of the runner
@@ -44,7 +45,17 @@ def start(interval=10, first_delay=15):
                 log.warning("mailcluster_selfheal: reconcile acted: %s", changed)
         except Exception:  # pylint: disable=broad-except
             log.exception("mailcluster_selfheal: reconcile failed")
-        time.sleep(float(interval))
+        time.sleep(_next_in(runners, float(interval)))
+
+
+def _next_in(runners, default):
+    """The pause before the next reconcile, as pillar says (the engine's ``interval`` when
+    pillar says nothing or cannot be read)."""
+    try:
+        return float(runners["mailcluster_failover.reconcile_interval"](default=default))
+    except Exception:  # pylint: disable=broad-except
+        log.exception("mailcluster_selfheal: reading reconcile_interval failed")
+        return default
 
 
 def _touch_loop(runners):

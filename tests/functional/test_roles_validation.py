@@ -75,6 +75,14 @@ BAD = {
         "mailcluster: {selfheal: {verify_timeout: 0}}",
         "mailcluster:selfheal:verify_timeout: must be > 0",
     ),
+    "selfheal-reconcile-interval": (
+        "mailcluster: {selfheal: {reconcile_interval: 0.5}}",
+        "mailcluster:selfheal:reconcile_interval: must be >= 1",
+    ),
+    "selfheal-reconcile-interval-text": (
+        "mailcluster: {selfheal: {reconcile_interval: 1m}}",
+        "mailcluster:selfheal:reconcile_interval: must be number or null",
+    ),
     # ---- the mailcluster key: types, unknown keys, unknown roles, references
     "mailcluster-typo": ("mailcluster: {clustr: {}}", "mailcluster:clustr: unknown key"),
     "node-typo": (

@@ -54,3 +54,14 @@ def seed_lab():
     yield LabHandle(instance)
     if started_here and not os.environ.get("MC_KEEP_LAB") and instance.load_state():
         instance.down()
+
+
+@pytest.fixture(scope="session")
+def converged(seed_lab):
+    """The first highstate of the lab (from bare when the seed tier brought the lab up)."""
+    from _roles_helpers import apply_all
+
+    seed_lab.salt("*", "saltutil.sync_all", timeout=900)
+    ret, seconds = apply_all(seed_lab, timeout=3600)
+    print(f"\nseed: first highstate in {seconds:.0f} s")
+    return ret

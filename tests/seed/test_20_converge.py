@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 
-import pytest
 from _roles_helpers import (
     apply_all,
     imap_header,
@@ -33,15 +32,6 @@ ORDERED = (MOUNTED, POSTFIX, DOVECOT, HEARTBEAT)
 def _by_id(states: dict, state_id: str) -> dict:
     (hit,) = [v for k, v in states.items() if k.split("_|-")[1] == state_id]
     return hit
-
-
-@pytest.fixture(scope="module")
-def converged(seed_lab):
-    """The first highstate of the lab (from bare when the seed tier brought the lab up)."""
-    seed_lab.salt("*", "saltutil.sync_all", timeout=900)
-    ret, seconds = apply_all(seed_lab, timeout=3600)
-    print(f"\nseed: first highstate in {seconds:.0f} s")
-    return ret
 
 
 def test_one_highstate_converges_the_seed_cluster_in_order(seed_lab, converged):

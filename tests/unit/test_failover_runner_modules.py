@@ -29,6 +29,7 @@ ENTRY_POINTS = {
     "failover": ["node", "kwargs"],
     "failback": ["node", "kwargs"],
     "reconcile": ["kwargs"],
+    "reconcile_interval": ["default"],
     "restore_dns_primary": ["kwargs"],
     "touch_minions": [],
     "verify": ["node"],

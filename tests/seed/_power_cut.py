@@ -1,0 +1,142 @@
+"""A power cut of one mail guest under mail, watched from the host: the measurements the seed
+tier's kill test asserts on and bench/seed_bench.py reports (issue 11 items 4 and 6).
+
+While a Sender (tests/lab/_mail_flow) delivers through DNS round robin, ``power_cut`` kills
+the guest and records, each as seconds after the kill: the victim's service IP answering
+IMAP again (on the peer), DNS naming the peer only, the first message accepted by the
+survivor and readable there by IMAP (the OCFS2 recovery pause: the survivor's writes wait
+until o2cb has evicted the dead node), and whether the survivor's own IP ever left DNS or its
+daemons were restarted. ``boot_back`` then starts the guest and records, from its start,
+DRBD in sync, the store mounted, the mail services and the mover up, and DNS as pillar says,
+with nothing done by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from _roles_helpers import imap_header
+from _selfheal_helpers import (
+    DNS_SERVERS,
+    MX1_SVC,
+    MX2_SVC,
+    a_records,
+    dns_restored,
+    dns_without,
+    imap_answers,
+)
+
+SVC = {"mx1": MX1_SVC, "mx2": MX2_SVC}
+#: the daemons that must keep running on the survivor (their main PIDs are compared)
+SURVIVOR_UNITS = ("postfix@-", "dovecot", "heartbeat", "mailcluster-store")
+MOUNT = "/var/vmail"
+
+
+def main_pids(lab, node: str) -> dict[str, str]:
+    out = {}
+    for unit in SURVIVOR_UNITS:
+        proc = lab.run(node, "systemctl", "show", "-p", "MainPID,ActiveEnterTimestamp", unit)
+        out[unit] = proc.stdout.strip()
+    return out
+
+
+class DnsWatch(threading.Thread):
+    """Samples every DNS server's answer for mail.<domain>: when ``gone`` left it, and
+    whether ``kept`` ever did (an answer without it)."""
+
+    def __init__(self, name: str, gone: str, kept: str, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.name_, self.gone, self.kept, self.every = name, gone, kept, every
+        self.kept_missing: list[tuple[float, str, set]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+
+    def run(self):
+        while not self._stop.is_set():
+            for server in DNS_SERVERS.values():
+                got = a_records(server, self.name_)
+                if got is not None:
+                    self.samples += 1
+                    if self.kept not in got:
+                        self.kept_missing.append((time.time(), server, got))
+            time.sleep(self.every)
+
+    def stop(self):
+        self._stop.set()
+        self.join(10)
+
+
+def _wait(pred, since: float, timeout: float, every: float) -> float | None:
+    """Seconds from ``since`` (a monotonic time) until ``pred()`` held; None if it did not
+    within ``timeout`` seconds of ``since``."""
+    while time.monotonic() - since < timeout:
+        try:
+            if pred():
+                return round(time.monotonic() - since, 2)
+        except Exception:  # a guest or a server busy: ask again
+            pass
+        time.sleep(every)
+    return None
+
+
+def power_cut(lab, victim: str, survivor: str, sender, user: str, watch_s: float = 150):
+    """Kill ``victim`` while ``sender`` runs; watch for ``watch_s`` seconds. Returns the
+    figures (seconds after the kill; None: not seen) and what the checks need."""
+    before = main_pids(lab, survivor)
+    dns = DnsWatch("mail.example.test", SVC[victim], SVC[survivor])
+    dns.start()
+    t_kill, t0 = time.time(), time.monotonic()
+    lab.lab.kill(victim)
+    ip_answered = _wait(lambda: imap_answers(SVC[victim], connect_timeout=0.3), t0, 120, 0.1)
+    dns_moved = _wait(lambda: dns_without(SVC[victim]), t0, 180, 0.2)
+
+    def first_delivery():
+        ids = set(imap_header(SVC[survivor], user, "MESSAGE-ID", timeout=60))
+        later = [m for m in sender.accepted() if m.accepted_at > t_kill and m.message_id in ids]
+        return min((m.accepted_at for m in later), default=None)
+
+    delivered_at = None
+    while time.monotonic() - t0 < watch_s:
+        if delivered_at is None:
+            with contextlib.suppress(OSError):
+                delivered_at = first_delivery()
+        time.sleep(2)
+    dns.stop()
+    return {
+        "t_kill": t_kill,
+        "kill_to_ip_answered_s": ip_answered,
+        "kill_to_dns_repointed_s": dns_moved,
+        "kill_to_first_delivery_on_survivor_s": (
+            round(delivered_at - t_kill, 2) if delivered_at else None
+        ),
+        "survivor_left_dns": dns.kept_missing[:5],
+        "dns_samples": dns.samples,
+        "survivor_units_before": before,
+        "survivor_units_after": main_pids(lab, survivor),
+    }
+
+
+def store_ready(lab, node: str) -> bool:
+    drbd = lab.run(node, "cat", "/proc/drbd", timeout=60).stdout
+    mnt = lab.run(node, "findmnt", "-n", "-o", "FSTYPE", MOUNT, timeout=60).stdout.strip()
+    return "ro:Primary/Primary ds:UpToDate/UpToDate" in drbd and mnt == "ocfs2"
+
+
+def services_up(lab, node: str) -> bool:
+    units = ("mailcluster-store", "postfix", "dovecot", "heartbeat")
+    proc = lab.run(node, "systemctl", "is-active", *units, timeout=60)
+    return proc.stdout.split() == ["active"] * len(units)
+
+
+def boot_back(lab, node: str, timeout: float = 900) -> dict:
+    """Start ``node`` again and wait, without touching it, for its services, its store in
+    sync and DNS as pillar says. Seconds after the start (None: not within ``timeout``)."""
+    t0 = time.monotonic()
+    lab.lab.start(node)
+    return {
+        "boot_to_services_s": _wait(lambda: services_up(lab, node), t0, timeout, 5),
+        "boot_to_store_in_sync_s": _wait(lambda: store_ready(lab, node), t0, timeout, 5),
+        "boot_to_dns_restored_s": _wait(dns_restored, t0, timeout, 1),
+    }
