@@ -17,8 +17,10 @@ NODES = ["salt", "mx1", "mx2", "ns1", "ns2"]
 ROLES = ["common", "db", "dns", "mail", "ha", "web", "graphs"]
 
 
-def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None = None):
-    """A masterless Caller for ``node``; a storage stub stands in for missing backends."""
+def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None = None, grains=None):
+    """A masterless Caller for ``node``; a storage stub stands in for missing backends.
+    ``grains`` are set over the host's (e.g. ``init: systemd``, which this host's PID 1 is
+    not)."""
     tmp.mkdir(parents=True, exist_ok=True)
     stub = tmp / "stub"
     for backend in ("shared_path", "drbd_ocfs2"):
@@ -38,7 +40,7 @@ def make_caller(tmp: pathlib.Path, node: str, pillar_root: pathlib.Path | None =
         "pillar_roots": {"base": [str(pillar_root or pillar_copy(tmp, None))]},
         "module_dirs": [str(REPO / "_modules")],
         "states_dirs": [str(REPO / "_states")],
-        "grains": {"id": node},
+        "grains": {**(grains or {}), "id": node},
     }
     cfg = tmp / "minion"
     cfg.write_text(json.dumps(config))
@@ -89,19 +91,30 @@ def _render_templates(caller, high):
 
 
 def run_node(
-    tmp: pathlib.Path, node: str, calls: list, pillar_root=None, env: dict | None = None
+    tmp: pathlib.Path,
+    node: str,
+    calls: list,
+    pillar_root=None,
+    env: dict | None = None,
+    grains: dict | None = None,
 ) -> list:
     """Run salt ``calls`` ([fun, *args] or [fun, args, kwargs]) for ``node`` in a fresh
     process (salt's loaders keep per-process state, so nodes must not share one) and return
     their results; the pseudo call ``["templates"]`` renders the highstate's templates. The
     calls go through a file (whole pillars are too big for argv); ``env`` adds to the
-    process's environment."""
+    process's environment, ``grains`` to the node's."""
     import os
     import subprocess
     import sys
     import uuid
 
-    spec = {"tmp": str(tmp), "node": node, "calls": calls, "pillar_root": str(pillar_root or "")}
+    spec = {
+        "tmp": str(tmp),
+        "node": node,
+        "calls": calls,
+        "pillar_root": str(pillar_root or ""),
+        "grains": grains or {},
+    }
     pathlib.Path(tmp).mkdir(parents=True, exist_ok=True)
     spec_file = pathlib.Path(tmp) / f"spec-{node}-{uuid.uuid4().hex[:8]}.json"
     spec_file.write_text(json.dumps(spec))
@@ -141,7 +154,7 @@ def validate_cases(tmp: pathlib.Path, base: dict, cases: dict) -> dict:
 
 def _worker(spec: dict) -> list:
     pillar_root = pathlib.Path(spec["pillar_root"]) if spec["pillar_root"] else None
-    caller = make_caller(pathlib.Path(spec["tmp"]), spec["node"], pillar_root)
+    caller = make_caller(pathlib.Path(spec["tmp"]), spec["node"], pillar_root, spec.get("grains"))
     results, high = [], None
     for call in spec["calls"]:
         if call[0] == "templates":

@@ -23,7 +23,14 @@ def drbd_mx2(tmp_path_factory):
     drbd = "drbd: {boot_peer_wait: 45, resource: rmail, device: /dev/drbd3}"
     extra = DRBD.rstrip()[:-1] + f", {drbd}}}\n"
     calls = [["state.show_highstate"], ["templates"], ["state.show_sls", "storage.clean"]]
-    return run_node(tmp, "mx2", calls, pillar_copy(tmp, extra))
+    return run_node(tmp, "mx2", calls, pillar_copy(tmp, extra), grains={"init": "systemd"})
+
+
+@pytest.fixture(scope="module")
+def drbd_no_systemd(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("boot-sysv")
+    calls = [["state.show_highstate"], ["state.show_sls", "storage.clean"]]
+    return run_node(tmp, "mx2", calls, pillar_copy(tmp, DRBD), grains={"init": "sysvinit"})
 
 
 def _arg(body, module, key):
@@ -94,6 +101,17 @@ def test_clean_stops_and_removes_the_unit(drbd_mx2):
         UNIT,
         SCRIPT,
     }
+
+
+def test_without_systemd_only_the_script(drbd_no_systemd):
+    high, clean = drbd_no_systemd
+    assert isinstance(high, dict) and isinstance(clean, dict), (high, clean)
+    assert sorted(k for k in high if k.startswith("storage-boot-")) == [
+        "storage-boot-script-file-managed"
+    ]
+    assert sorted(k for k in clean if k.startswith("storage-boot-")) == [
+        "storage-boot-clean-files-file-absent"
+    ]
 
 
 def test_shared_path_backend_has_no_boot_unit(tmp_path):

@@ -3,7 +3,9 @@
     and the mover (mail:vmail's guard orders them after this unit and keeps them down while
     the store is not mounted). Started here once the store is up, so that a shutdown runs its
     stop (unmount, an orderly DRBD down). Never restarted by Salt: a restart unmounts the
-    store under the mail services; a changed script applies at the next start. #}
+    store under the mail services; a changed script applies at the next start. The unit only
+    where systemd runs the node (grain init); the script everywhere, to be run by hand or by
+    another init (the vm tier's guests run it so). #}
 {%- from "common/map.jinja" import mapdata as storage with context %}
 include:
   - storage.mount
@@ -16,6 +18,8 @@ storage-boot-script-file-managed:
     - mode: "0755"
     - context:
         storage: {{ storage | json }}
+
+{%- if grains.get("init") == "systemd" %}
 
 storage-boot-unit-file-managed:
   file.managed:
@@ -41,3 +45,4 @@ storage-boot-unit-service-running:
       - file: storage-boot-script-file-managed
       - cmd: storage-boot-systemd-cmd-run
       - mount: storage-mount-volume-mount-mounted
+{%- endif %}
