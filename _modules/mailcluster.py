@@ -362,9 +362,7 @@ def validate(pillar=None):
     """
     pillar = __pillar__ if pillar is None else pillar
     # once per job for every role's map (issue 14.2); none in the failover runner's loader
-    memo = (
-        None if __opts__.get("mailcluster_no_memo") else __salt__.get("mailcluster_memo.per_pillar")
-    )
+    memo = __salt__.get("mailcluster_memo.per_pillar")
     return list(memo("validate", pillar, lambda: _validate(pillar)) if memo else _validate(pillar))
 
 

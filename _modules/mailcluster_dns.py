@@ -125,10 +125,8 @@ def zones(withdrawn=None, *, _mc=None, failover_only=False):
     elif isinstance(withdrawn, str):  # from the CLI: withdrawn=mx1,mx2
         withdrawn = withdrawn.split(",")
     withdrawn = frozenset(withdrawn)
-    # once per job (issue 14.2); none in the failover runner's long-lived loader (asking its
-    # whitelist for the module logged an error at every reconcile)
-    memo = None if __opts__.get("mailcluster_no_memo") else __salt__.get("mailcluster_memo.once")
-    memo = memo or (lambda _n, _i, compute, _e: compute())
+    # once per job (issue 14.2); no memo module in the failover runner's long-lived loader
+    memo = __salt__.get("mailcluster_memo.once") or (lambda _n, _i, compute, _e: compute())
     inputs = [mc, __pillar__.get("dns"), __pillar__.get("mailcluster_dkim")]
     key = (withdrawn, bool(failover_only))
     return memo("zones", inputs, lambda: _zones(mc, withdrawn, failover_only), key)

@@ -89,8 +89,6 @@ def _roles_loader():
         opts["extension_modules"] = ""
         # one dict for the run's pillar, filled per call
         opts["pillar"] = pillar = {}
-        # the per-job memo would see one pillar object for the loader's whole life: off
-        opts["mailcluster_no_memo"] = True
         opts["grains"] = {"id": __opts__["id"]}
         # Only the _modules folders, not minion_mods' ~400 core modules: the roles' zones and
         # soa_serial call nothing but each other, and the reactor's runner loader (so this
