@@ -50,7 +50,7 @@ __virtualname__ = "mcheal_dns"
 #: record types the failover may change (the TSIG key's update-policy in salt/dns)
 MANAGED_TYPES = ("A", "AAAA", "MX", "TXT")
 #: the roles' execution modules the runner calls on the master
-ROLES_MODULES = ["mailcluster", "mailcluster_dns", "mailcluster_records"]
+ROLES_MODULES = ["mailcluster", "mailcluster_dns", "mailcluster_memo", "mailcluster_records"]
 #: the minion loader of the roles' modules: {"key", "loader", "pillar"}
 _ROLES = {}
 #: guards _ROLES, and the pillar the loader's modules see during one call
@@ -113,6 +113,9 @@ def _roles_call(pillar, fun, **kwargs):
         loader = _roles_loader()
         _ROLES["pillar"].clear()
         _ROLES["pillar"].update(pillar)
+        # the memo lives one call: the modules look it up (a module left out of the whitelist
+        # logged an error at every lookup), but the next call's pillar may be changed in place
+        loader.pack["__context__"].pop("mailcluster_memo", None)
         try:
             return loader[f"mailcluster_dns.{fun}"](**kwargs)
         finally:

@@ -3,7 +3,9 @@ through Salt's runner loader (``__salt__`` in a runner is the loader itself), th
 zones through a minion loader on the master, cached per process and rebuilt when a module
 file changes, with the run's pillar handed over per call."""
 
+import copy
 import inspect
+import logging
 import os
 import pathlib
 import shutil
@@ -105,7 +107,12 @@ def _roles_copy(tmp_path):
     """A file root with copies of the roles' modules (their mtimes are this test's)."""
     root = tmp_path / "root"
     (root / "_modules").mkdir(parents=True)
-    for name in ("mailcluster.py", "mailcluster_dns.py", "mailcluster_records.py"):
+    for name in (
+        "mailcluster.py",
+        "mailcluster_dns.py",
+        "mailcluster_memo.py",
+        "mailcluster_records.py",
+    ):
         shutil.copy(REPO / "_modules" / name, root / "_modules" / name)
     return root
 
@@ -150,3 +157,18 @@ def test_the_runs_pillar_goes_with_each_call(runners, lab_pillar):
     assert ("mail", 60, "A", "10.88.0.111") in got["cluster.test"]
     # and back: nothing of the other pillar stayed in the loader
     assert runners["mcheal_dns.desired"](ctx, {"mx1"}) == want
+
+
+def test_the_roles_memo_lives_one_call_and_logs_nothing(runners, lab_pillar, caplog):
+    """The roles' modules find their memo in the runner's loader (a module missing from its
+    whitelist logged an error at every reconcile), and a pillar changed in place between two
+    calls is read anew: the memo keys by identity and must not outlive a call."""
+    pillar = copy.deepcopy(lab_pillar)
+    ctx = runners["mcheal_ctx.context"](pillar)
+    with caplog.at_level(logging.DEBUG):
+        first = runners["mcheal_dns.desired"](ctx, set())
+        pillar.setdefault("dns", {})["ttl"] = 77
+        second = runners["mcheal_dns.desired"](ctx, set())
+    assert ("mail", 300, "A", "10.88.0.111") in first["cluster.test"]
+    assert ("mail", 77, "A", "10.88.0.111") in second["cluster.test"]
+    assert not [r for r in caplog.records if "whitelist" in r.getMessage()]
