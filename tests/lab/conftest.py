@@ -30,11 +30,25 @@ def lab_environment_problem() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(config, items):
+    # the long lab tier: slower tests whose class the default run covers elsewhere (README's
+    # test tiers name each one and where its class is covered)
+    if os.environ.get("MC_LAB_FULL") == "1":
+        return
+    skip = pytest.mark.skip(reason="long lab tier: set MC_LAB_FULL=1")
+    for item in items:
+        if item.get_closest_marker("labfull"):
+            item.add_marker(skip)
+
+
 class LabHandle:
     """What a lab test needs: run commands in nodes, salt on the master, node addresses."""
 
     def __init__(self, lab: Lab):
         self.lab = lab
+        # ((returns, seconds) of the first highstate, same of the second), when this session
+        # booted the lab bare and converged it; None for a lab that was already up
+        self.from_bare: tuple | None = None
 
     def ip(self, node: str) -> str:
         return self.lab._node(node).ip
@@ -95,8 +109,13 @@ def lab():
         from _roles_helpers import apply_all, state_results
 
         handle.salt("*", "saltutil.sync_all", timeout=300)
-        failed, _ = state_results(apply_all(handle, timeout=2400)[0])
+        first = apply_all(handle, timeout=2400)
+        failed, _ = state_results(first[0])
         assert not failed, "the first highstate of the lab failed:\n" + "\n".join(failed)
+        # the second apply right after it, kept for the tests of a converge from bare
+        # (test_ca_master, test_roles_cluster): one pair of highstates per session instead
+        # of one pair per file (each highstate of the five nodes costs about a minute)
+        handle.from_bare = (first, apply_all(handle, timeout=1800))
     yield handle
     if started_here and not os.environ.get("MC_KEEP_LAB"):
         instance.down()

@@ -63,6 +63,7 @@ def cluster(lab):
     steady(lab)
 
 
+@pytest.mark.labfull
 def test_healthy_then_failed_over_cluster_drawn_as_it_is(cluster, tmp_path):
     lab = cluster
     healthy, seconds_healthy = draw(lab, tmp_path / "healthy")

@@ -97,6 +97,7 @@ def test_kill_makes_a_node_vanish_from_network_and_salt(lab):
     assert pings(lab, "ns1", "ns2")
 
 
+@pytest.mark.labfull
 def test_stop_and_start_a_node(lab):
     assert lab.cli("stop", "ns2").returncode == 0
     assert not pings(lab, "ns1", lab.ip("ns2"))
@@ -167,6 +168,7 @@ def leftovers(instance: Lab) -> list[str]:
     return found
 
 
+@pytest.mark.labfull
 def test_down_leaves_nothing_behind():
     """A second, small instance (so the shared lab stays up): up, then down, then look."""
     env = dict(os.environ, MC_LAB="mcdown", MC_LAB_SUBNET="10.90.0")

@@ -315,7 +315,7 @@ def test_partition_is_arbitrated_by_the_master(cluster):
     assert _serials() == before or dns_restored()
 
 
-@pytest.mark.parametrize("cut_s", [3, 6])
+@pytest.mark.parametrize("cut_s", [3, pytest.param(6, marks=pytest.mark.labfull)])
 def test_a_short_partition_settles_by_itself(cluster, cut_s):
     """A cut that heals before (3 s) or while (6 s) the master arbitrates: heartbeat's own
     merge restarts both sides, the master leaves it alone or has stopped mx2, and the pair
@@ -341,6 +341,7 @@ def test_a_short_partition_settles_by_itself(cluster, cut_s):
     print(f"partition of {cut_s} s: pair settled {took:.1f} s after the heal; no holder: {none}")
 
 
+@pytest.mark.labfull
 def test_master_down_while_mx1_dies(cluster):
     """Heartbeat moves the IP without the master; when the master returns, DNS follows.
     A minion the master restart leaves deaf (Salt 3008.4) is restarted by the minion watchdog

@@ -70,6 +70,7 @@ def test_every_node_hears_the_master_and_runs_the_timer(cluster):
     assert "the master was heard" in log, log
 
 
+@pytest.mark.labfull
 def test_a_deaf_minion_is_restarted_and_not_taken_for_dead(cluster):
     lab = cluster
     before = _minion_start(lab, "mx2")

@@ -1,4 +1,4 @@
-"""Short vm tier: the script behind the unit mailcluster-store (salt/storage/boot), which a
+"""Long vm tier (vmfull): the script behind the unit mailcluster-store (salt/storage/boot), which a
 drbd_ocfs2 node runs at every boot, run by hand on the real DRBD 8.4 + OCFS2 pair (these
 guests' init is not systemd, so the storage role installs the script without the unit; the
 unit at a guest's power cut is the seed tier's, tests/seed/test_30_power_cut.py):
@@ -12,7 +12,12 @@ unit at a guest's power cut is the seed tier's, tests/seed/test_30_power_cut.py)
 
 from __future__ import annotations
 
+import pytest
 from vmtools import MOUNT, RESOURCE
+
+# the long vm tier (MC_VM_FULL=1): about 2 minutes of TCG; the default run renders the
+# script and its unit (tests/functional/test_storage_boot.py)
+pytestmark = pytest.mark.vmfull
 
 SCRIPT = "/usr/local/sbin/mailcluster-store"
 

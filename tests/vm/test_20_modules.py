@@ -1,8 +1,11 @@
-"""Short vm tier: every public function of the drbd and o2cb modules, on the real guests.
+"""Every public function of the drbd and o2cb modules, on the real guests.
 
-Runs on the converged pair (test_10_storage). Functions that change the live cluster run
-on mx2 inside a window where its OCFS2 mount is taken away; the storage role is applied on
-mx2 afterwards and must bring it back to dual primary and mounted.
+Runs on the converged pair (test_10_storage). The read functions are in the short vm tier
+(one batch per guest, taken for test_10 anyway); those that write (o2cb's config on a
+scratch file, mkfs on a loop device, DRBD's lifecycle on mx2) are in the long one
+(``vmfull``, about 5 minutes of TCG). Functions that change the live cluster run on mx2
+inside a window where its OCFS2 mount is taken away; the storage role is applied on mx2
+afterwards and must bring it back to dual primary and mounted.
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ def test_o2cb_read_functions(vm, reads):
     assert not err["ok"] and "nosuch" in err["error"], err
 
 
+@pytest.mark.vmfull
 def test_o2cb_config_functions_on_a_scratch_file(vm, storage_applied):
     g = "mx1"
     cf = {"config_file": "/tmp/scratch-cluster.conf"}
@@ -172,6 +176,7 @@ def test_o2cb_config_functions_on_a_scratch_file(vm, storage_applied):
     assert "O2CB_ENABLED=true" in vm[g].run("cat /tmp/scratch-o2cb").stdout
 
 
+@pytest.mark.vmfull
 def test_o2cb_mkfs_on_a_loop_device(vm, storage_applied):
     g = vm["mx1"]
     loop = g.run(
@@ -197,6 +202,7 @@ def test_o2cb_mkfs_on_a_loop_device(vm, storage_applied):
         g.run(f"losetup -d {loop}; rm -f /root/scratch.img")
 
 
+@pytest.mark.vmfull
 def test_lifecycle_functions_on_mx2_then_role_restores(vm, storage_applied):
     """secondary/disconnect/connect/adjust/down/up/primary, unregister/register on mx2."""
     vm["mx2"].run(f"umount {MOUNT}", check=True, timeout=120)
