@@ -45,16 +45,14 @@ NODE_IPS = {
     "ns1": f"{SUBNET}.21",
     "ns2": f"{SUBNET}.22",
 }
-RESULTS: dict = {}
 
 
 @pytest.fixture(scope="module")
 def cluster(lab):
     LOCAL_PILLAR.unlink(missing_ok=True)
     lab.salt("*", "saltutil.sync_all", timeout=300)
-    first, t_first = apply_all(lab)
-    failed, changed = summarize(first)
-    RESULTS["first"] = {"seconds": round(t_first, 1), "changed_states": changed, "failed": failed}
+    first, _seconds = apply_all(lab)
+    failed, _changed = summarize(first)
     assert not failed, "\n".join(failed)
     assert set(first) >= {"salt", "mx1", "mx2", "ns1", "ns2"}
     return lab
@@ -63,9 +61,8 @@ def cluster(lab):
 def test_second_apply_changes_nothing(cluster):
     # the session's second highstate from bare when it booted the lab (the same check, made
     # before any other file changed the cluster); else one more after the fixture's
-    ret, seconds = cluster.from_bare[1] if cluster.from_bare else apply_all(cluster)
+    ret, _seconds = cluster.from_bare[1] if cluster.from_bare else apply_all(cluster)
     failed, changed = summarize(ret)
-    RESULTS["second"] = {"seconds": round(seconds, 1), "changed_states": changed}
     assert not failed, "\n".join(failed)
     changes = [
         f"{m}: {k}: {v['changes']}"
@@ -227,8 +224,7 @@ def test_added_domain_gets_dns_and_mail(cluster):
     try:
         LOCAL_PILLAR.write_text(ADDED.format(frank_absent=""))
         cluster.salt("*", "saltutil.refresh_pillar", timeout=120)
-        ret, seconds = apply_all(cluster)
-        RESULTS["add_domain"] = {"seconds": round(seconds, 1)}
+        ret, _seconds = apply_all(cluster)
         failed, _ = summarize(ret)
         assert not failed, "\n".join(failed)
         for ip in (NODE_IPS["ns1"], NODE_IPS["ns2"]):
