@@ -46,9 +46,9 @@ class LabHandle:
 
     def __init__(self, lab: Lab):
         self.lab = lab
-        # ((returns, seconds) of the first highstate, same of the second), when this session
-        # booted the lab bare and converged it; None for a lab that was already up
-        self.from_bare: tuple | None = None
+        # (returns of the first highstate, returns of the second), when this session booted
+        # the lab bare and converged it; None for a lab that was already up
+        self.from_bare: tuple[dict, dict] | None = None
 
     def ip(self, node: str) -> str:
         return self.lab._node(node).ip
@@ -109,13 +109,13 @@ def lab():
         from _roles_helpers import apply_all, state_results
 
         handle.salt("*", "saltutil.sync_all", timeout=300)
-        first = apply_all(handle, timeout=2400)
-        failed, _ = state_results(first[0])
+        first, _seconds = apply_all(handle, timeout=2400)
+        failed, _ = state_results(first)
         assert not failed, "the first highstate of the lab failed:\n" + "\n".join(failed)
         # the second apply right after it, kept for the tests of a converge from bare
         # (test_ca_master, test_roles_cluster): one pair of highstates per session instead
         # of one pair per file (each highstate of the five nodes costs about a minute)
-        handle.from_bare = (first, apply_all(handle, timeout=1800))
+        handle.from_bare = (first, apply_all(handle, timeout=1800)[0])
     yield handle
     if started_here and not os.environ.get("MC_KEEP_LAB"):
         instance.down()

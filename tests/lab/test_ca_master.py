@@ -57,7 +57,7 @@ def converged_from_bare(lab):
     certificate yet); on a lab that was already up: remove the CA and every node
     certificate, then apply once and again."""
     if lab.from_bare:
-        return tuple(ret for ret, _seconds in lab.from_bare)
+        return lab.from_bare
     _ok(lab.run("salt", "rm", "-rf", CA_DIR))
     _ok(lab.salt("salt", "mine.flush"))
     for node in NODES:

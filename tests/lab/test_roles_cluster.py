@@ -61,7 +61,7 @@ def cluster(lab):
 def test_second_apply_changes_nothing(cluster):
     # the session's second highstate from bare when it booted the lab (the same check, made
     # before any other file changed the cluster); else one more after the fixture's
-    ret, _seconds = cluster.from_bare[1] if cluster.from_bare else apply_all(cluster)
+    ret = cluster.from_bare[1] if cluster.from_bare else apply_all(cluster)[0]
     failed, changed = summarize(ret)
     assert not failed, "\n".join(failed)
     changes = [
