@@ -1,6 +1,8 @@
-"""Root of the test tree: makes the lab's Python package importable for every tier."""
+"""Root of the test tree: makes the lab's Python package importable for every tier, and skips
+the opt-in tiers (OPT_IN: long lab, long vm, seed) unless their environment variable is 1."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +25,23 @@ def lab_pillar():
         for key, value in data.items():
             pillar.setdefault(key, {}).update(value)
     return pillar
+
+
+#: the opt-in tiers: marker -> (the environment variable that turns it on, the tier's name)
+OPT_IN = {
+    "labfull": ("MC_LAB_FULL", "long lab tier"),
+    "vmfull": ("MC_VM_FULL", "long vm tier"),
+    "seed": ("MC_SEED", "seed tier"),
+}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    # last: tests/vm and tests/seed mark their items first (markers vm/vmfull, seed)
+    for item in items:
+        for marker, (env, tier) in OPT_IN.items():
+            if item.get_closest_marker(marker) and os.environ.get(env) != "1":
+                item.add_marker(pytest.mark.skip(reason=f"{tier}: opt-in, set {env}=1"))
 
 
 def pytest_unconfigure(config):

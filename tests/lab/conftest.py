@@ -30,17 +30,6 @@ def lab_environment_problem() -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(config, items):
-    # the long lab tier: slower tests whose class the default run covers elsewhere (README's
-    # test tiers name each one and where its class is covered)
-    if os.environ.get("MC_LAB_FULL") == "1":
-        return
-    skip = pytest.mark.skip(reason="long lab tier: set MC_LAB_FULL=1")
-    for item in items:
-        if item.get_closest_marker("labfull"):
-            item.add_marker(skip)
-
-
 class LabHandle:
     """What a lab test needs: run commands in nodes, salt on the master, node addresses."""
 

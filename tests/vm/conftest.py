@@ -10,7 +10,6 @@ only with ``MC_VM_FULL=1``. Without root or qemu the tier skips with the reason.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from vmtools import BAD_RES, ERRORS, READS, VMCluster, at_once, runner
 
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
-    full = os.environ.get("MC_VM_FULL") == "1"
     ok, why = runner.available()
     for item in items:
         if here not in Path(str(item.fspath)).parents:
@@ -28,8 +26,6 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.vm)
         if not ok:
             item.add_marker(pytest.mark.skip(reason=f"vm tier: {why}"))
-        elif item.get_closest_marker("vmfull") and not full:
-            item.add_marker(pytest.mark.skip(reason="long vm tier: set MC_VM_FULL=1"))
 
 
 @pytest.fixture(scope="session")
