@@ -66,7 +66,8 @@ def status(lab: Lab, as_json: bool) -> int:
     answered: set[str] = set()
     master = lab._node("salt")
     if lab.is_running(master):
-        proc = lab.salt(["*", "test.ping", "--out=json", "--static", "-t", "3"], capture=True)
+        ping = ["*", "test.ping", "--out=json", "--static", "-t", str(lab.ping_timeout())]
+        proc = lab.salt(ping, capture=True)
         try:
             answered = {k for k, v in json.loads(proc.stdout or "{}").items() if v is True}
         except json.JSONDecodeError:

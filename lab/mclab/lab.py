@@ -96,6 +96,12 @@ class Lab:
         state = self.load_state() or {}
         return state.get("guests", [])
 
+    def ping_timeout(self) -> int:
+        """Seconds a test.ping waits for a minion: a TCG guest's minion takes seconds per job
+        (more while it converges), and a short timeout both misses it and makes the master
+        queue more jobs on it (the CLI's find_job)."""
+        return 30 if self.guests() else 3
+
     def guest(self, node: Node) -> guest_mod.Guest | None:
         """The node's qemu guest, or None for an nspawn node."""
         return guest_mod.Guest(self, node) if node.name in self.guests() else None

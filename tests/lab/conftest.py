@@ -70,8 +70,9 @@ class LabHandle:
     def salt_run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         return self.lab.salt(list(args), command="salt-run", capture=True, timeout=timeout)
 
-    def answering(self, timeout: int = 3) -> set[str]:
-        data = self.salt_json("*", "test.ping", "-t", str(timeout), timeout=60)
+    def answering(self, timeout: int | None = None) -> set[str]:
+        timeout = timeout or self.lab.ping_timeout()
+        data = self.salt_json("*", "test.ping", "-t", str(timeout), timeout=timeout + 60)
         return {k for k, v in data.items() if v is True}
 
     def ensure_running(self, node: str) -> None:

@@ -27,6 +27,8 @@ LabHandle = _lab_conftest.LabHandle
 lab_environment_problem = _lab_conftest.lab_environment_problem
 
 GUESTS = ("mx1", "mx2")
+#: pytest-timeout per seed test, its fixtures included (the converge from bare among them)
+SEED_TIMEOUT = 5400
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,6 +37,9 @@ def pytest_collection_modifyitems(config, items):
         if here not in Path(str(item.fspath)).parents:
             continue
         item.add_marker(pytest.mark.seed)
+        # the first highstate of the guests alone takes about 30 min under TCG: the
+        # project-wide 1800 s (pyproject) would kill the converge fixture mid-run
+        item.add_marker(pytest.mark.timeout(SEED_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
