@@ -28,29 +28,11 @@ sys.path.insert(0, str(REPO / "lab" / "vm"))
 
 import build_image  # noqa: E402
 import runner  # noqa: E402
+from _o2cb_profiles import DRBD, PROFILES, storage_pillar  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 PILLAR_ROOT = f"{runner.GUEST_REPO}/tests/vm/pillar"
 MOUNT = "/var/vmail"
-PROFILES = {
-    # o2cb's own defaults (also the role's)
-    "default": {
-        "dead_threshold": 31,
-        "idle_timeout_ms": 30000,
-        "keepalive_delay_ms": 2000,
-        "reconnect_delay_ms": 2000,
-    },
-    # shortest setting that keeps a margin against self-fencing (threshold >= 11)
-    "short": {
-        "dead_threshold": 11,
-        "idle_timeout_ms": 5000,
-        "keepalive_delay_ms": 1000,
-        "reconnect_delay_ms": 2000,
-    },
-}
-#: DRBD keep-alive per profile: the survivor's writes (o2cb's disk heartbeat too) block until
-#: DRBD notices the dead peer, so it must be well inside o2cb's heartbeat window.
-DRBD = {"default": {}, "short": {"ping_int": 3}}
 
 
 def log(msg: str) -> None:
@@ -82,7 +64,7 @@ def apply_both(pair: runner.Pair, pillar: dict) -> dict[str, dict]:
 
 
 def run_profile(name: str, timeouts: dict) -> dict:
-    pillar = {"storage": {"ocfs2": {"timeouts": timeouts}, "drbd": DRBD.get(name, {})}}
+    pillar = storage_pillar(name)
     result: dict = {"profile": name, "timeouts": timeouts, "drbd": DRBD.get(name, {})}
     with runner.Pair() as pair:
         result["boot_s"] = {g.name: g.boot_seconds for g in pair}
