@@ -4,9 +4,10 @@
 kernel has no DRBD, OCFS2 or configfs). A guest's root is the same base image the nspawn
 nodes use, plus this layer on top of it:
 
-- Debian's kernel (linux-image-amd64, from the base image's local repository, where
-  lab/packages.txt's [download] section put it) with a small initramfs that can mount an ext4
-  root on virtio and the 9p shares;
+- lab/packages.txt's [guest] section, from the base image's local repository (no network):
+  Debian's kernel, with a small initramfs that can mount an ext4 root on virtio and the 9p
+  shares, and the mail pair's packages that Salt would otherwise install under TCG, every
+  service they bring disabled like the base image's (the guests boot bare all the same);
 - the control agent (lab/vm/guest/mc-agent, the vm tier's) as a systemd unit, on the
   virtio-serial ports mc.ctl*: commands reach a guest even while its network is cut or its
   firewall closed;
@@ -17,7 +18,7 @@ nodes use, plus this layer on top of it:
 
 The layer is an overlay upper directory cached under STATE_ROOT/images/guest-<key>, where the
 key hashes the base image's name, this builder's version, the agent and requirements.txt: a
-new base image, agent or venv builds a new layer, an unchanged one is reused (about a minute
+new base image, agent or venv builds a new layer, an unchanged one is reused (2-3 minutes
 to build).
 """
 
@@ -36,7 +37,7 @@ from . import image, util
 sys.path.insert(0, str(util.REPO / "lab/vm"))
 import build_image
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 AGENT = util.REPO / "lab/vm/guest/mc-agent"
 # The vm tier's initramfs module list: the same root (ext4 on virtio) and 9p shares to mount.
 INITRAMFS_MODULES = build_image.INITRAMFS_MODULES
@@ -129,14 +130,14 @@ def _build(final: Path, base: Path) -> Path:
     for sub in ("upper", "work", "root"):
         (work / sub).mkdir(parents=True)
     started = time.monotonic()
-    util.step(f"building the guest layer {final.name} (kernel, agent; about a minute)")
+    util.step(f"building the guest layer {final.name} (kernel, mail packages, agent; 2-3 minutes)")
     util.run([
         "mount", "-t", "overlay", "overlay", "-o",
         f"lowerdir={base},upperdir={work / 'upper'},workdir={work / 'work'}", root,
     ])  # fmt: skip
     try:
         _guest_files(root)
-        _install_kernel(root)  # last: leaving its chroot unmounts everything under root
+        _install_packages(root)  # last: leaving its chroot unmounts everything under root
     except BaseException:
         image._unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
@@ -151,18 +152,20 @@ def _build(final: Path, base: Path) -> Path:
     return final
 
 
-def _install_kernel(root: Path) -> None:
+def _install_packages(root: Path) -> None:
+    packages = image.parse_package_list((util.REPO / "lab/packages.txt").read_text())["guest"]
     conf = root / "etc/initramfs-tools"
     (conf / "conf.d").mkdir(parents=True, exist_ok=True)
     (conf / "conf.d/mc-guest.conf").write_text("MODULES=list\nCOMPRESS=gzip\n")
     with open(conf / "modules", "a") as fh:
         fh.write("\n".join(INITRAMFS_MODULES) + "\n")
     with image._chroot_mounts(root):
-        # the local repository only: the kernel was downloaded when the base image was built
+        # the local repository only: [guest] was downloaded when the base image was built
         image._chroot(
-            root, "apt-get", "-y", "-q", "--no-install-recommends", "install",
-            "linux-image-amd64", "initramfs-tools", label="guest-kernel",
+            root, "apt-get", "-y", "-q", "--no-install-recommends", "install", *packages,
+            label="guest-packages",
         )  # fmt: skip
+        image._disable_services(root)
         modules = root / "lib/modules"
         kvers = sorted(p.name for p in modules.iterdir())
         for kver in kvers:

@@ -43,8 +43,8 @@ mariadb-server mariadb-server/feedback boolean false
 
 
 def parse_package_list(text: str) -> dict[str, list[str]]:
-    """Split packages.txt into its [install] and [download] sections."""
-    sections: dict[str, list[str]] = {"install": [], "download": []}
+    """Split packages.txt into its [install], [download] and [guest] sections."""
+    sections: dict[str, list[str]] = {"install": [], "download": [], "guest": []}
     current = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
@@ -174,9 +174,11 @@ def _install(root: Path, packages: dict[str, list[str]]) -> None:
     _chroot(root, "debconf-set-selections", "/tmp/preseed", label="preseed")
     util.step(f"installing {len(packages['install'])} packages (several minutes)")
     _chroot(root, *apt, "install", *packages["install"], label="apt-install")
-    if packages["download"]:
-        util.step(f"downloading {len(packages['download'])} packages for later installs")
-        _chroot(root, *apt, "install", "--download-only", *packages["download"], label="apt-dl")
+    # the guest layer installs [guest] from the local repository (lab/mclab/guest_image.py)
+    later = packages["download"] + packages["guest"]
+    if later:
+        util.step(f"downloading {len(later)} packages for later installs")
+        _chroot(root, *apt, "install", "--download-only", *later, label="apt-dl")
 
 
 def _make_local_repo(root: Path) -> None:

@@ -10,8 +10,12 @@ from mclab.lab import DEFAULT_NODES, Lab
 
 
 def test_package_list_sections_and_comments():
-    text = "# c\n[install]\na b  # trailing\nc\n[download]\nd\n"
-    assert image.parse_package_list(text) == {"install": ["a", "b", "c"], "download": ["d"]}
+    text = "# c\n[install]\na b  # trailing\nc\n[download]\nd\n[guest]\ne f\n"
+    assert image.parse_package_list(text) == {
+        "install": ["a", "b", "c"],
+        "download": ["d"],
+        "guest": ["e", "f"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -32,6 +36,8 @@ def test_repo_package_list_is_valid_and_has_the_roles_packages():
     for needed in ("postfix", "dovecot-imapd", "mariadb-server", "bind9", "heartbeat", "python3"):
         assert needed in packages["install"]
     assert {"roundcube-core", "postfixadmin"} <= set(packages["download"])
+    # the guests' kernel and the mail pair's slowest installs under TCG (issue 11)
+    assert {"linux-image-amd64", "rspamd", "certbot"} <= set(packages["guest"])
 
 
 def test_image_key_changes_with_the_package_list():
