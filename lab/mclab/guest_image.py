@@ -18,7 +18,7 @@ nodes use, plus this layer on top of it:
 
 The layer is an overlay upper directory cached under STATE_ROOT/images/guest-<key>, where the
 key hashes the base image's name, this builder's version, the agent and requirements.txt: a
-new base image, agent or venv builds a new layer, an unchanged one is reused (2-3 minutes
+new base image, agent or venv builds a new layer, an unchanged one is reused (about a minute
 to build).
 """
 
@@ -130,7 +130,7 @@ def _build(final: Path, base: Path) -> Path:
     for sub in ("upper", "work", "root"):
         (work / sub).mkdir(parents=True)
     started = time.monotonic()
-    util.step(f"building the guest layer {final.name} (kernel, mail packages, agent; 2-3 minutes)")
+    util.step(f"building the guest layer {final.name} (kernel, mail packages, agent; about a minute)")
     util.run([
         "mount", "-t", "overlay", "overlay", "-o",
         f"lowerdir={base},upperdir={work / 'upper'},workdir={work / 'work'}", root,
