@@ -130,7 +130,7 @@ def _build(final: Path, base: Path) -> Path:
     for sub in ("upper", "work", "root"):
         (work / sub).mkdir(parents=True)
     started = time.monotonic()
-    util.step(f"building the guest layer {final.name} (kernel, mail packages, agent; about a minute)")
+    util.step(f"building the guest layer {final.name} (kernel, mail packages, agent; a minute)")
     util.run([
         "mount", "-t", "overlay", "overlay", "-o",
         f"lowerdir={base},upperdir={work / 'upper'},workdir={work / 'work'}", root,
