@@ -109,9 +109,13 @@ def test_commands_over_the_control_channel(booted):
 
 def test_a_dying_guest_fails_what_waits_and_what_follows(booted):
     guest, _agent = booted
-    threading.Timer(0.3, guest.kill).start()
+    killer = threading.Timer(0.3, guest.kill)
+    killer.start()
     with pytest.raises(ConnectionError, match="channel closed"):
         guest.run("hang", timeout=30)
+    # the hang's reader may see the channel close before kill() has dropped it (a busy
+    # machine): what follows is asked once kill() is done
+    killer.join(30)
     assert not guest.alive()
     with pytest.raises(ConnectionError, match="not connected"):
         guest.run("echo hi")
