@@ -194,57 +194,9 @@ def _validate_role_counts(mc, errors):
         ids.setdefault(sid, name)
 
 
-def _validate_addresses(mc, storage_nodes, errors):
-    """Every address once: node IPs, then service IPs (a service IP equal to another node's IP
-    is the service IP's fault), then the storage interconnect (a node's own IP is fine)."""
-    used = {}
-
-    def claim(key, value, own=()):
-        addr = str(ipaddress.ip_address(value))
-        if addr in used and used[addr] not in own:
-            errors.append(f"{key}: {addr} is already used by {used[addr]}")
-        used.setdefault(addr, key)
-
-    nodes = mc["nodes"]
-    for field in ("ip", "service_ip"):
-        for name in sorted(nodes):
-            if field in nodes[name]:
-                claim(f"{PILLAR_KEY}:nodes:{name}:{field}", nodes[name][field])
-    for name in sorted(storage_nodes):
-        own = (f"{PILLAR_KEY}:nodes:{name}:ip",)
-        claim(f"storage:nodes:{name}:address", storage_nodes[name]["address"], own)
-
-
 def _validate_role_params(pillar, mc, errors):
     """Role parameters against the topology, on their merged values (defaults included)."""
-    storage = __salt__["mailcluster_schema.merged"]("storage", pillar)
-    storage_nodes = storage.get("nodes") or {}
-    members = nodes_with("storage", {PILLAR_KEY: mc})
-    if members and storage["backend"] == "drbd_ocfs2":
-        if len(members) != 2:
-            errors.append(
-                f"{PILLAR_KEY}:nodes: storage backend drbd_ocfs2 needs exactly two nodes with "
-                f"role storage, has {members}"
-            )
-        for name in members:
-            if name not in storage_nodes:
-                errors.append(
-                    f"storage:nodes:{name}: missing (node {name} has role storage; drbd_ocfs2 "
-                    "needs its address and number)"
-                )
-            elif "number" not in storage_nodes[name]:
-                errors.append(f"storage:nodes:{name}:number: missing (drbd_ocfs2: o2cb's number)")
-        for field in ("initial_primary", "split_brain_victim"):
-            value = storage["drbd"].get(field)
-            if value and value not in storage_nodes:
-                errors.append(
-                    f"storage:drbd:{field}: {value!r} is not one of storage:nodes "
-                    f"({', '.join(sorted(storage_nodes))})"
-                )
-    for name in sorted(storage_nodes):
-        if name not in members:
-            errors.append(f"storage:nodes:{name}: not a node with role storage")
-    _validate_addresses(mc, storage_nodes, errors)
+    errors.extend(__salt__["mailcluster_storage.errors"](pillar, mc))
     mail = nodes_with("mail", {PILLAR_KEY: mc})
     for name in traverse_dict(pillar, "dns:withdrawn") or []:
         if name not in mail:

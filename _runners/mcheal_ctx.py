@@ -80,7 +80,9 @@ def file_roots():
     return list(extra) + roots
 
 
-def _find_file(*relpaths):
+def find_file(*relpaths):
+    """Building block of mailcluster_failover: the first of ``relpaths`` found in the file
+    roots (:py:func:`file_roots`), or None."""
     for root in file_roots():
         for rel in relpaths:
             path = os.path.join(root, rel)
@@ -90,7 +92,7 @@ def _find_file(*relpaths):
 
 
 def _defaults():
-    path = _find_file("selfheal/parameters/defaults.yaml", "salt/selfheal/parameters/defaults.yaml")
+    path = find_file("selfheal/parameters/defaults.yaml", "salt/selfheal/parameters/defaults.yaml")
     data = copy.deepcopy(_FALLBACK_DEFAULTS)
     if path:
         with salt.utils.files.fopen(path, "r") as fh:

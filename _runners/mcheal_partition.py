@@ -201,6 +201,13 @@ def heal(ctx):
         if not _link_back(ctx, record.get("keeper"), standby):
             continue
         steps = {}
+        # the denied side of a partitioned DRBD pair rebooted and found no peer at its boot
+        revived = __salt__["mcheal_revive.store"](ctx, standby)
+        if revived is not None:
+            steps["store"] = revived
+            if not revived["ok"]:
+                out.append({"node": standby, "result": "refused", "reason": f"store: {revived}"})
+                continue
         answered, ret, _ = _call(standby, "grains.delkey", [STANDBY_GRAIN], timeout=5)
         steps["grain"] = ret if answered else "no answer"
         answered, ret, ok = _call(standby, "service.start", [ctx.mover], timeout=30)

@@ -1,13 +1,14 @@
 # ruff: noqa: F821  (Salt injects __salt__ into loader modules)
 """
 Building blocks of :py:mod:`mailcluster_failover` (the self-healing runner): the witnesses.
-Nothing here changes anything; each function says what it saw and why.
+Each function says what it saw and why; only wait_healthy starts what is missing.
 
 - :py:func:`verify_lost`: a mail node is lost only when both agree: (1) the master gets no
   answer to ``test.ping``; (2) heartbeat on the node's peer says ``dead`` (one
   ``heartbeat.wait_node_status`` job on the peer, for up to ``witness_wait``).
 - :py:func:`healthy`, :py:func:`wait_healthy`: a returning node answers, its
-  ``health_services`` are active and its peer's heartbeat sees it ``active``.
+  ``health_services`` are active and its peer's heartbeat sees it ``active`` (what is
+  missing, a store that did not come up at boot or heartbeat alone, is started meanwhile).
 - :py:func:`primary_lost`: the DNS primary is gone for the master (``test.ping``) and for a DNS
   secondary (no SOA from its BIND).
 """
@@ -178,11 +179,15 @@ def wait_healthy(ctx, node, just_back=False):
     ok, reason, health = healthy(ctx, node)
     deadline = time.monotonic() + float(ctx.settings.get("health_wait") or 0)
     restarted = False
+    revived = None
     while not ok and ((health.get("node") or {}).get("answered") or just_back):
         if time.monotonic() >= deadline:
             break
         services = (health.get("node") or {}).get("services") or {}
         mover = ctx.mover
+        if revived is None and any(v != "active" for k, v in services.items() if k != mover):
+            # a store that did not come up at boot keeps every mail service down (drbd_ocfs2)
+            revived = __salt__["mcheal_revive.store"](ctx, node) or {}
         if (
             ctx.settings.get("restart_heartbeat")
             and not restarted
@@ -197,6 +202,8 @@ def wait_healthy(ctx, node, just_back=False):
         ok, reason, health = healthy(ctx, node)
     if restarted:
         health["heartbeat_restarted"] = True
+    if revived:
+        health["store_revived"] = revived
     return ok, reason, health
 
 

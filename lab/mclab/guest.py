@@ -120,7 +120,7 @@ class Guest:
             "qemu-system-x86_64", "-name", self.node.name,
             "-accel", f"tcg,tb-size={TB_SIZE},thread=multi", "-machine", "pc",
             "-smp", str(SMP), "-m", str(MEM_MB),
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-nodefaults", "-no-user-config", "-display", "none",
             "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
             "-drive", f"file={self.disk},if=virtio,format=raw,cache=unsafe",
             "-drive", f"file={self.drbd_disk},if=virtio,format=raw,cache=writeback",

@@ -196,7 +196,8 @@ def _guest_files(root: Path) -> None:
         capture_output=True,
         check=False,
     )
-    # a guest powers off for real on `lab/lab stop` (qemu exits: -no-reboot)
+    # `lab/lab stop` powers a guest off (qemu exits); a reboot (OCFS2's self-fence, a fence-peer
+    # handler's denial) restarts it in the same qemu, as a real machine would
     (root / "etc/systemd/system/ctrl-alt-del.target").unlink(missing_ok=True)
 
 

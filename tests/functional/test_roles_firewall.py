@@ -35,6 +35,8 @@ EXPECTED = {
         ("tcp", 4505): CLUSTER,
         ("tcp", 4506): CLUSTER,
         ("tcp", 873): BACKUP,
+        # the DRBD pair's fence-peer handlers ask the master's arbiter (storage:drbd:arbiter)
+        ("tcp", 7798): PAIR,
         # the lab's test ACME CA (pillar acme:pebble:enabled), for the mail and web nodes
         ("tcp", 14000): {"10.88.0.11", "10.88.0.12", "10.88.0.111", "10.88.0.112", "10.88.0.21"},
     },
@@ -275,7 +277,8 @@ def test_table_defaults_match_the_roles(tmp_path):
                     default = default[part]
             assert entry["port"] == default, key
             seen += 1
-    assert seen == 6  # acme:pebble:port too (the lab's test CA, when enabled)
+    # acme:pebble:port too (the lab's test CA, when enabled), storage:drbd:arbiter:port
+    assert seen == 7
 
 
 def test_table_roles_are_pillar_roles(tmp_path):

@@ -297,7 +297,7 @@ BAD = {
 }
 
 # the drbd_ocfs2 backend on the lab pair (salt/storage/pillar.example's nodes)
-DRBD = "storage: {backend: drbd_ocfs2, nodes: {mx1: {address: 10.99.0.11, number: 1}, mx2: {address: 10.99.0.12, number: 2}}}\n"  # noqa: E501
+DRBD = "storage: {backend: drbd_ocfs2, nodes: {mx1: {address: 10.99.0.11, number: 1}, mx2: {address: 10.99.0.12, number: 2}}, drbd: {shared_secret: functional-test-secret}}\n"  # noqa: E501
 BAD_STORAGE = {
     "drbd-without-nodes": (
         "storage: {nodes: null}",
@@ -347,6 +347,35 @@ BAD_STORAGE = {
         "storage:drbd:boot_peer_wait: must be integer",
     ),
     "drbd-boot-wait-typo": ("storage: {drbd: {boot_wait: 60}}", "storage:drbd:boot_wait"),
+    # the master as the pair's third party (storage:drbd:arbiter, docs/storage.md)
+    "drbd-arbiter-no-secret": (
+        "storage: {drbd: {shared_secret: ''}}",
+        "storage:drbd:shared_secret: empty; storage:drbd:arbiter signs its verdicts with it",
+    ),
+    "drbd-arbiter-dont-care": (
+        "storage: {drbd: {fencing: dont-care}}",
+        "storage:drbd:fencing: 'dont-care' with storage:drbd:arbiter:enabled",
+    ),
+    "drbd-arbiter-own-handler": (
+        "storage: {drbd: {handlers: {fence-peer: /usr/lib/drbd/crm-fence-peer.9.sh}}}",
+        "storage:drbd:handlers:fence-peer: set while storage:drbd:arbiter:enabled",
+    ),
+    "drbd-fencing-without-handler": (
+        "storage: {drbd: {arbiter: {enabled: false}}}",
+        "storage:drbd:fencing: resource-and-stonith freezes I/O until a fence-peer handler",
+    ),
+    "drbd-arbiter-no-master": (
+        "mailcluster: {nodes: {salt: {ip: 10.88.0.2, roles: [common, backup]}}}",
+        "storage:drbd:arbiter:host: empty and no node has role master",
+    ),
+    "drbd-arbiter-port": (
+        "storage: {drbd: {arbiter: {port: 70000}}}",
+        "storage:drbd:arbiter:port",
+    ),
+    "drbd-arbiter-timeout-text": (
+        "storage: {drbd: {arbiter: {timeout: 20s}}}",
+        "storage:drbd:arbiter:timeout: must be integer",
+    ),
 }
 
 

@@ -127,6 +127,7 @@ def test_cluster_ports_closed_from_outside(cluster):
         (IP["ns2"], 3306),
         (IP["salt"], 4505),  # the master's publisher and request server
         (IP["salt"], 4506),
+        (IP["salt"], 7798),  # the DRBD arbiter engine (for the storage nodes only)
         (IP["ns1"], 953),  # rndc (localhost only: without the firewall a RST)
         (IP["mx1"], 7789),  # DRBD, o2cb (shared_path in the lab: without the firewall a RST)
         (IP["mx1"], 7777),
@@ -161,13 +162,21 @@ def test_cluster_ports_open_between_nodes(cluster):
     got = probe_from(
         cluster,
         "mx1",
-        [(IP["ns1"], 3306), (IP["ns2"], 3306), (IP["salt"], 4506), (IP["mx2"], 7789)],
+        [
+            (IP["ns1"], 3306),
+            (IP["ns2"], 3306),
+            (IP["salt"], 4506),
+            (IP["salt"], 7798),
+            (IP["mx2"], 7789),
+        ],
     )
-    # MariaDB and the master answer; DRBD's port is let through to the peer (a RST: no DRBD)
+    # MariaDB, the master and its DRBD arbiter answer; DRBD's port is let through to the peer
+    # (a RST: no DRBD in the nspawn lab)
     assert got == {
         f"{IP['ns1']}:3306": "open",
         f"{IP['ns2']}:3306": "open",
         f"{IP['salt']}:4506": "open",
+        f"{IP['salt']}:7798": "open",
         f"{IP['mx2']}:7789": "refused",
     }
     got = probe_from(cluster, "ns2", [(IP["ns1"], 953), (IP["ns1"], 3306)])
@@ -175,7 +184,7 @@ def test_cluster_ports_open_between_nodes(cluster):
     got = probe_from(cluster, "ns1", [(IP["mx1"], 8081), (IP["mx2"], 8081)])
     assert set(got.values()) == {"open"}, got
     # but not for a node outside the port's roles: ns2 is no web node
-    got = probe_from(cluster, "ns2", [(IP["mx1"], 8081), (IP["mx1"], 7789)])
+    got = probe_from(cluster, "ns2", [(IP["mx1"], 8081), (IP["mx1"], 7789), (IP["salt"], 7798)])
     assert set(got.values()) == {"filtered"}, got
 
 

@@ -69,7 +69,7 @@ class DnsWatch(threading.Thread):
         self.join(10)
 
 
-def _seconds(pred, since: float, timeout: float, every: float) -> float | None:
+def seconds_until(pred, since: float, timeout: float, every: float) -> float | None:
     """Seconds from ``since`` (a monotonic time) until ``pred()`` held, polled by the tests'
     one loop (mc_wait); None if it did not within ``timeout`` seconds of ``since``: the run
     goes on to measure the rest, and the caller asserts on what it needs."""
@@ -90,8 +90,10 @@ def power_cut(lab, victim: str, survivor: str, sender, user: str, watch_s: float
     dns.start()
     t_kill, t0 = time.time(), time.monotonic()
     lab.lab.kill(victim)
-    ip_answered = _seconds(lambda: imap_answers(SVC[victim], connect_timeout=0.3), t0, 120, 0.1)
-    dns_moved = _seconds(lambda: dns_without(SVC[victim]), t0, 180, 0.2)
+    ip_answered = seconds_until(
+        lambda: imap_answers(SVC[victim], connect_timeout=0.3), t0, 120, 0.1
+    )
+    dns_moved = seconds_until(lambda: dns_without(SVC[victim]), t0, 180, 0.2)
 
     def first_delivery():
         ids = set(imap_header(SVC[survivor], user, "MESSAGE-ID", timeout=60))
@@ -137,7 +139,29 @@ def boot_back(lab, node: str, timeout: float = 900) -> dict:
     t0 = time.monotonic()
     lab.lab.start(node)
     return {
-        "boot_to_services_s": _seconds(lambda: services_up(lab, node), t0, timeout, 5),
-        "boot_to_store_in_sync_s": _seconds(lambda: store_ready(lab, node), t0, timeout, 5),
-        "boot_to_dns_restored_s": _seconds(dns_restored, t0, timeout, 1),
+        "boot_to_services_s": seconds_until(lambda: services_up(lab, node), t0, timeout, 5),
+        "boot_to_store_in_sync_s": seconds_until(lambda: store_ready(lab, node), t0, timeout, 5),
+        "boot_to_dns_restored_s": seconds_until(dns_restored, t0, timeout, 1),
     }
+
+
+def assert_delivered_once(sender, tag: str, user: str, imap_ip: str, timeout: float) -> set:
+    """Every message ``sender`` had accepted is in ``user``'s INBOX exactly once (IMAP on
+    ``imap_ip``, Message-IDs of this run's ``tag``), within ``timeout`` s; returns them."""
+    accepted = {m.message_id for m in sender.accepted()}
+    assert len(accepted) == len(sender.messages), "a message was never accepted"
+
+    def copies():
+        ids = imap_header(imap_ip, user, "MESSAGE-ID", timeout=60)
+        return {i: ids.count(i) for i in set(ids) if i.startswith(f"<flow-{tag}-")}
+
+    seen = mc_wait.wait_for(
+        lambda: (c := copies()) and accepted <= set(c) and c,
+        timeout,
+        5,
+        what="every accepted message in the INBOX",
+    )
+    twice = {mid: n for mid, n in seen.items() if n != 1}
+    assert not twice, f"delivered more than once: {twice}"
+    assert set(seen) == accepted, set(seen) ^ accepted
+    return accepted

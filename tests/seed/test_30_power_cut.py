@@ -16,7 +16,7 @@ import json
 import uuid
 
 from _mail_flow import Sender
-from _power_cut import SVC, boot_back, power_cut
+from _power_cut import SVC, assert_delivered_once, boot_back, power_cut
 from _roles_helpers import imap_header
 from _selfheal_helpers import DNS_SERVERS, dns_restored
 from mc_wait import wait_for
@@ -49,17 +49,6 @@ def test_power_cut_of_mx1_under_mail_then_it_rejoins_by_itself(seed_lab, converg
     assert back["boot_to_store_in_sync_s"] is not None, "mx1's store not in sync and mounted"
     assert back["boot_to_dns_restored_s"] is not None, "DNS not restored after mx1 returned"
 
-    accepted = {m.message_id for m in sender.accepted()}
-    assert len(accepted) == len(sender.messages), "a message was never accepted"
-
-    def copies():
-        ids = imap_header(SVC["mx2"], USER, "MESSAGE-ID", timeout=60)
-        return {i: ids.count(i) for i in set(ids) if i.startswith(f"<flow-{tag}-")}
-
-    seen = wait_for(lambda: (c := copies()) and accepted <= set(c) and c, 300, 5,
-                    what="every accepted message in bob's INBOX")  # fmt: skip
-    twice = {mid: n for mid, n in seen.items() if n != 1}
-    assert not twice, f"delivered more than once: {twice}"
-    assert set(seen) == accepted, set(seen) ^ accepted
+    accepted = assert_delivered_once(sender, tag, USER, SVC["mx2"], timeout=300)
     # mx1 serves the same mailbox again
     assert set(imap_header(SVC["mx1"], USER, "MESSAGE-ID", timeout=60)) >= accepted

@@ -17,10 +17,11 @@ from mc_unit_helpers import REPO, runner_loader
 
 SALT = pathlib.Path(salt.loader.__file__).resolve().parents[1]
 RUNNERS = sorted(p.stem for p in (REPO / "_runners").glob("*.py"))
-#: runners of their own (entry points of reactions, the cluster's picture and its builder),
-#: not building blocks of the failover's
+#: runners of their own (entry points of reactions, the cluster's picture and its builder,
+#: the DRBD arbiter engine's verdicts), not building blocks of the failover's
 ENTRY_RUNNERS = {
     "mailcluster_failover",
+    "mcstore_arbiter",
     "mailcluster_peerban",
     "mailcluster_diagram",
     "mailcluster_diagram_graph",

@@ -16,6 +16,11 @@ storage:
     shared_secret: vm-test-secret-not-for-production
     initial_primary: mx1
     sync_timeout: 300
+    # the vm tier runs masterless (salt-call --local): no master to arbitrate, so both
+    # sides of a cut pair write (its split-brain tests need exactly that)
+    fencing: dont-care
+    arbiter:
+      enabled: false
   ocfs2:
     cluster: vmstore
     label: vmail
