@@ -52,10 +52,10 @@ class DnsWatch(threading.Thread):
         self.name_, self.kept, self.every = name, kept, every
         self.kept_missing: list[tuple[float, str, set]] = []
         self.samples = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for server in DNS_SERVERS.values():
                 got = a_records(server, self.name_)
                 if got is not None:
@@ -65,7 +65,7 @@ class DnsWatch(threading.Thread):
             time.sleep(self.every)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
