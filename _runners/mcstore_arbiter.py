@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "mcstore_arbiter"
 
-#: a grant blocks the peer's for this long (s): one episode, far shorter than a node's
-#: return and resync
-DEFAULT_HOLD = 300
+#: a grant blocks the peer's for this long (s): both sides of one episode ask within
+#: DRBD's ping-int of each other; a later episode needs the lost side back and resynced
+#: first (minutes), and must not find the old grant in its way
+DEFAULT_HOLD = 60
 #: {resource: {"node": ..., "at": ...}} of this process (the engine's threads share it)
 _GRANTS = {}
 _GRANTS_LOCK = threading.Lock()
