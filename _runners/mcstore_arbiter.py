@@ -27,14 +27,14 @@ import subprocess
 import threading
 import time
 
+import salt.utils.dictupdate
+import salt.utils.files
+import salt.utils.yaml
+
 log = logging.getLogger(__name__)
 
 __virtualname__ = "mcstore_arbiter"
 
-#: a grant blocks the peer's for this long (s): both sides of one episode ask within
-#: DRBD's ping-int of each other; a later episode needs the lost side back and resynced
-#: first (minutes), and must not find the old grant in its way
-DEFAULT_HOLD = 60
 #: {resource: {"node": ..., "at": ...}} of this process (the engine's threads share it)
 _GRANTS = {}
 _GRANTS_LOCK = threading.Lock()
@@ -44,28 +44,46 @@ def __virtual__():
     return __virtualname__
 
 
-def config(minion=None):
+def config(minion=None, with_secrets=False):
     """``{resource: {"nodes": {name: address}, "keeper": name, "secret": str}}`` of the
-    drbd_ocfs2 store in pillar (compiled on the master), and the arbiter's settings."""
+    drbd_ocfs2 store in pillar (compiled on the master, over the storage role's defaults),
+    and the arbiter's settings (``storage:drbd:arbiter``). The secret is ``"***"`` unless
+    ``with_secrets`` (the engine's call, in its own process): a ``salt-run`` of this
+    function keeps it out of the job cache."""
     pillar = __salt__["mcheal_ctx.compile_pillar"](minion, fresh=True)
-    storage = pillar.get("storage") or {}
+    storage = salt.utils.dictupdate.merge(
+        _role_defaults(), pillar.get("storage") or {}, merge_lists=False
+    )
     drbd = storage.get("drbd") or {}
     arbiter = drbd.get("arbiter") or {}
-    out = {"resources": {}, "port": int(arbiter.get("port") or 7798)}
-    out["hold"] = float(arbiter.get("hold") or DEFAULT_HOLD)
-    out["probe_timeout"] = float(arbiter.get("probe_timeout") or 1.0)
-    out["probes"] = int(arbiter.get("probes") or 3)
+    out = {
+        "resources": {},
+        "port": int(arbiter["port"]),
+        "hold": float(arbiter["hold"]),
+        "probes": int(arbiter["probes"]),
+        "probe_timeout": float(arbiter["probe_timeout"]),
+    }
     nodes = storage.get("nodes") or {}
-    if storage.get("backend") != "drbd_ocfs2" or len(nodes) != 2:
+    if storage.get("backend") != "drbd_ocfs2" or len(nodes) != 2 or not arbiter["enabled"]:
         return out
     pair = sorted(nodes)
     wanted = __salt__["mcheal_ctx.settings"](pillar).get("partition_keeper")
-    out["resources"][drbd.get("resource") or "r0"] = {
+    out["resources"][drbd["resource"]] = {
         "nodes": {n: (nodes[n] or {}).get("address") for n in pair},
         "keeper": wanted if wanted in pair else pair[0],
-        "secret": drbd.get("shared_secret") or "",
+        "secret": (drbd.get("shared_secret") or "") if with_secrets else "***",
     }
     return out
+
+
+def _role_defaults():
+    path = __salt__["mcheal_ctx.find_file"](
+        "storage/parameters/defaults.yaml", "salt/storage/parameters/defaults.yaml"
+    )
+    if not path:
+        raise FileNotFoundError("storage/parameters/defaults.yaml is in no file root")
+    with salt.utils.files.fopen(path, "r") as fh:
+        return salt.utils.yaml.safe_load(fh) or {}
 
 
 def verdict(node, resource, conf, reach, grants, now):

@@ -105,7 +105,7 @@ def start(refresh=60, address="0.0.0.0", first_delay=5):
 
 def _load(runners):
     try:
-        return runners["mcstore_arbiter.config"]()
+        return runners["mcstore_arbiter.config"](with_secrets=True)
     except Exception:  # pylint: disable=broad-except
         log.exception("mailcluster_arbiter: compiling the pillar failed")
         return None
