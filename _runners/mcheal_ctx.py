@@ -47,6 +47,7 @@ _FALLBACK_DEFAULTS = {
     "partition_settle_timeout": 60,
     "health_services": ["heartbeat", "postfix", "dovecot"],
     "health_wait": 30.0,
+    "health_interval": 0.3,
     "restart_heartbeat": True,
     "reconcile_interval": None,
     "reconcile_verify_timeout": 10.0,

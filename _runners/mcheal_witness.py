@@ -155,7 +155,12 @@ def healthy(ctx, node):
     def on_peer():
         seen = {}
         for peer in ctx.peers(node):
-            answered, ret, ok = _call(peer, "heartbeat.node_status", [node], timeout=2.0)
+            answered, ret, ok = _call(
+                peer,
+                "heartbeat.node_status",
+                [node],
+                timeout=max(2.0, float(ctx.settings["verify_timeout"])),
+            )
             seen[peer] = ret if answered and ok else "no answer"
         result["peer"] = seen
 
@@ -198,7 +203,7 @@ def wait_healthy(ctx, node, just_back=False):
             # ("returning after partition"): start it again, nothing else is missing
             restarted = True
             _call(node, "service.start", [mover], timeout=15.0)
-        time.sleep(0.3)
+        time.sleep(float(ctx.settings.get("health_interval") or 0.3))
         ok, reason, health = healthy(ctx, node)
     if restarted:
         health["heartbeat_restarted"] = True

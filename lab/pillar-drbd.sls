@@ -36,6 +36,9 @@ mailcluster:
     reconcile_verify_timeout: 30.0
     witness_wait: 15.0
     health_wait: 120.0
+    # a look at a returning node every 15 s, not every 0.3 s: each look is a job on it and
+    # one on its peer, and the peer (load 17) answered them 85 s late
+    health_interval: 15.0
     # the minion watchdog touches less often and waits far longer before a restart (a
     # restart mid-highstate would kill the highstate)
     watchdog:
