@@ -18,7 +18,12 @@ CONFIG = "storage-drbd-config-arbiter-config-file-serialize"
 
 
 def _render(tmp, extra):
-    calls = [["state.show_highstate"], ["templates"], ["grains.get", "pythonexecutable"]]
+    calls = [
+        ["state.show_highstate"],
+        ["templates"],
+        ["grains.get", "pythonexecutable"],
+        ["state.show_sls", "storage.clean"],
+    ]
     return run_node(tmp, "mx2", calls, pillar_copy(tmp, extra), grains={"init": "systemd"})
 
 
@@ -44,7 +49,7 @@ def _args(body):
 
 
 def test_resource_file_fences_through_the_handler(arbiter_on):
-    high, rendered, python = arbiter_on
+    high, rendered, python, _clean = arbiter_on
     assert isinstance(high, dict), high
     text = rendered[RES]["text"]
     assert "fencing resource-and-stonith;" in text
@@ -56,7 +61,7 @@ def test_resource_file_fences_through_the_handler(arbiter_on):
 
 
 def test_handler_and_its_config_come_before_the_resource_file(arbiter_on):
-    high, _rendered, _python = arbiter_on
+    high, _rendered, _python, _clean = arbiter_on
     handler = _args(high[HANDLER])
     assert handler["name"] == "/usr/local/sbin/mailcluster-fence-peer"
     assert handler["source"] == "salt://storage/files/fence_peer.py"
@@ -74,8 +79,18 @@ def test_handler_and_its_config_come_before_the_resource_file(arbiter_on):
 
 
 def test_without_the_arbiter_no_handler_and_no_fencing(arbiter_off):
-    high, rendered, _python = arbiter_off
+    high, rendered, _python, _clean = arbiter_off
     assert isinstance(high, dict), high
     assert HANDLER not in high and CONFIG not in high
     text = rendered[RES]["text"]
     assert "fencing dont-care;" in text and "fence-peer" not in text
+
+
+def test_clean_removes_the_handler_and_its_config(arbiter_on):
+    _high, _rendered, _python, clean = arbiter_on
+    assert isinstance(clean, dict), clean
+    body = clean["storage-drbd-clean-arbiter-file-absent"]["file"]
+    names = next(item["names"] for item in body if isinstance(item, dict) and "names" in item)
+    assert names == ["/usr/local/sbin/mailcluster-fence-peer", "/etc/mailcluster/drbd-arbiter.json"]
+    require = next(item["require"] for item in body if isinstance(item, dict) and "require" in item)
+    assert {"file": "storage-drbd-clean-resource-file-absent"} in require

@@ -1,4 +1,5 @@
-{#- Take the DRBD resource down and remove its file. Metadata and data stay on the disk. #}
+{#- Take the DRBD resource down and remove its file and its fence-peer handler. Metadata and
+    data stay on the disk. #}
 {%- from "common/map.jinja" import mapdata as storage with context %}
 include:
   - storage.o2cb.clean
@@ -15,3 +16,12 @@ storage-drbd-clean-resource-file-absent:
     - name: {{ storage.drbd.config_dir }}/{{ storage.drbd.resource }}.res
     - require:
       - cmd: storage-drbd-clean-resource-cmd-run
+
+# the fence-peer handler and its config (storage:drbd:arbiter), named only by the file above
+storage-drbd-clean-arbiter-file-absent:
+  file.absent:
+    - names:
+      - {{ storage.drbd.arbiter.handler }}
+      - {{ storage.drbd.arbiter.config }}
+    - require:
+      - file: storage-drbd-clean-resource-file-absent
