@@ -127,13 +127,8 @@ def _reach(res, conf):
     def one(name, address):
         out[name] = bool(address) and probe(address, conf["probes"], conf["probe_timeout"])
 
-    threads = [
-        threading.Thread(target=one, args=item, daemon=True) for item in res["nodes"].items()
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # side by side: a dead node costs its probes once, not once per node
+    __salt__["mcheal_ctx.parallel"](*(lambda n=n, a=a: one(n, a) for n, a in res["nodes"].items()))
     return out
 
 

@@ -11,7 +11,7 @@ include:
 {%- set host = a.host or (salt["pillar.get"]("mailcluster:nodes:" ~ masters[0] ~ ":ip") if masters else "") %}
 
 # DRBD's fence-peer handler: asks the master's arbiter who keeps writing (docs/storage.md,
-# "Partition"); one file, also the wire format the master's runner reads
+# "Partition"); one file, also the wire format the master's arbiter engine loads
 storage-drbd-config-arbiter-handler-file-managed:
   file.managed:
     - name: {{ a.handler }}

@@ -51,14 +51,16 @@ def canonical(message: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _mac(message: dict, secret: str) -> str:
+    return hmac.new(secret.encode(), canonical(message), hashlib.sha256).hexdigest()
+
+
 def sign(message: dict, secret: str) -> dict:
-    mac = hmac.new(secret.encode(), canonical(message), hashlib.sha256).hexdigest()
-    return dict(message, mac=mac)
+    return dict(message, mac=_mac(message, secret))
 
 
 def verify(message: dict, secret: str) -> bool:
-    want = hmac.new(secret.encode(), canonical(message), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(str(message.get("mac", "")), want)
+    return hmac.compare_digest(str(message.get("mac", "")), _mac(message, secret))
 
 
 def request(node: str, resource: str, secret: str, nonce: str | None = None) -> dict:
